@@ -1,0 +1,118 @@
+"""Peak memory of the measured process and the bytes its model's weights take.
+
+CPU: the ranking number is the peak resident set above the baseline taken after imports.
+Linux lets a process reset its own high-water mark (VmHWM) by writing "5" to
+/proc/self/clear_refs, so the peak covers only model load and requests. Where that is not
+possible the peak since process start (ru_maxrss) is used and the record says so.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def current_rss_bytes() -> int:
+    kb = _status_kb("VmRSS")
+    if kb is not None:
+        return kb * 1024
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss_bytes() -> int:
+    kb = _status_kb("VmHWM")
+    if kb is not None:
+        return kb * 1024
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+@dataclass
+class RssTracker:
+    baseline_bytes: int = 0
+    peak_was_reset: bool = False
+
+    def reset(self) -> None:
+        """Takes the baseline now and, where the kernel allows it, restarts the peak from here."""
+        import gc
+
+        gc.collect()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            self.peak_was_reset = True
+        except OSError:
+            self.peak_was_reset = False
+        self.baseline_bytes = current_rss_bytes()
+
+    def restart_peak(self) -> None:
+        """Starts a new peak window (keeping the baseline), e.g. between load and inference."""
+        if self.peak_was_reset:
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def report(self, earlier: dict | None = None) -> dict[str, float | str]:
+        """Peak of the current window; with `earlier` (a previous window's report) the overall peak."""
+        peak = peak_rss_bytes() / MB
+        window = {
+            "rss_baseline_mb": self.baseline_bytes / MB,
+            "rss_peak_total_mb": peak,
+            "rss_peak_above_baseline_mb": max(peak - self.baseline_bytes / MB, 0.0),
+            "rss_peak_method": "VmHWM after clear_refs" if self.peak_was_reset else "ru_maxrss since start",
+        }
+        if earlier is None or not self.peak_was_reset:
+            return window
+        window["rss_peak_load_above_baseline_mb"] = earlier["rss_peak_above_baseline_mb"]
+        window["rss_peak_inference_above_baseline_mb"] = window["rss_peak_above_baseline_mb"]
+        for key in ("rss_peak_total_mb", "rss_peak_above_baseline_mb"):
+            window[key] = max(window[key], earlier[key])
+        return window
+
+
+def tensor_bytes(module) -> int:
+    """Bytes held by a torch module's parameters and buffers, quantized storage included.
+
+    bitsandbytes 4-bit weights are packed uint8 tensors whose scales live in `quant_state`;
+    counting the packed tensor plus its absmax gives the real size, where
+    `get_memory_footprint()` would count what the dtype claims.
+    """
+    total = 0
+    seen: set[int] = set()
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        total += tensor.numel() * tensor.element_size()
+        state = getattr(tensor, "quant_state", None)
+        if state is not None:
+            total += _quant_state_bytes(state)
+        scb = getattr(tensor, "SCB", None)  # bitsandbytes int8 row scales
+        if scb is not None:
+            total += scb.numel() * scb.element_size()
+    return total
+
+
+def _quant_state_bytes(state) -> int:
+    total = 0
+    for name in ("absmax", "code"):
+        t = getattr(state, name, None)
+        if t is not None:
+            total += t.numel() * t.element_size()
+    nested = getattr(state, "state2", None)
+    if nested is not None:
+        total += _quant_state_bytes(nested)
+    return total

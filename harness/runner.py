@@ -1,0 +1,230 @@
+"""The parent side of a run: plan it, start the measured child, score, write run.json.
+
+The parent never loads a model. It validates the data, writes a job file, runs the child
+(`harness.worker`) in a fresh interpreter with pinned threads, and turns the child's
+predictions into the run record, even when the child crashed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness import environment, store
+from harness.data import DataError, Problem, load_annotation_json
+from harness.registry import CandidateSpec, build, resolve
+from harness.scoring import efficiency_block, score_suite
+from harness.suites import SUITES, Suite
+from harness.worker import WORKER_FILE
+
+SCHEMA_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RunError(Exception):
+    """A user-facing problem that stops a run before the model loads."""
+
+
+@dataclass
+class RunOptions:
+    candidate: str
+    data: Path | None = None
+    suites: list[str] | None = None
+    limit: int | None = None
+    device: str = "auto"
+    threads: int = 1
+    warmup: int = 3
+    results: Path = Path("results")
+    audio_root: Path | None = None
+    skip_invalid: bool = False
+    timeout_s: float | None = None
+    progress: bool = True
+
+
+@dataclass
+class SuitePlan:
+    suite: Suite
+    dataset: str
+    samples: list = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+
+def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> list[SuitePlan]:
+    """Which samples of which suites to run; raises RunError/DataError before anything loads."""
+    if options.suites:
+        unsupported = [s for s in options.suites if s not in tasks]
+        if unsupported:
+            raise RunError(
+                f"candidate {spec.name!r} does not do {', '.join(unsupported)} (it does: {', '.join(sorted(tasks))})"
+            )
+    if options.data is None:
+        wanted = options.suites or [s for s in SUITES if s in tasks]
+        plans = []
+        for name in wanted:
+            samples, problems = load_annotation_json(SUITES[name].demo_file)
+            if problems:
+                raise DataError(SUITES[name].demo_file, problems)
+            plans.append(SuitePlan(SUITES[name], f"demo:{name}", samples))
+    else:
+        samples, problems = load_annotation_json(options.data, options.audio_root)
+        if problems and not options.skip_invalid:
+            raise DataError(Path(options.data), problems)
+        present = {s.task for s in samples} | {p.suite for p in problems if p.suite}
+        wanted = options.suites or [s for s in SUITES if s in present and s in tasks]
+        plans = [
+            SuitePlan(
+                SUITES[name],
+                str(options.data),
+                [s for s in samples if s.task == name],
+                [p for p in problems if p.suite == name],
+            )
+            for name in wanted
+        ]
+        if not plans:
+            raise RunError(f"{options.data}: holds no task that {spec.name!r} can do ({', '.join(sorted(tasks))})")
+    if options.limit is not None:
+        for p in plans:
+            p.samples = p.samples[: options.limit]
+    return plans
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["HF_HUB_OFFLINE"] = "1"  # weights come from local folders only
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _spawn(args: list[str], run_dir: Path, threads: int, timeout_s: float | None, total: int, progress: bool):
+    """Runs the child, shows progress from the predictions file, returns (returncode, timed_out)."""
+    log = open(run_dir / "worker.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.worker", *args],
+        stdout=log, stderr=subprocess.STDOUT, env=_child_env(threads), cwd=REPO_ROOT,
+    )
+    bar = None
+    if progress and total:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="samples", unit="sample", file=sys.stderr, leave=False,
+                   disable=not sys.stderr.isatty())
+    start = time.monotonic()
+    timed_out = False
+    try:
+        while proc.poll() is None:
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                proc.send_signal(signal.SIGKILL)
+                timed_out = True
+                proc.wait()
+                break
+            if bar is not None:
+                bar.n = len(store.read_jsonl(run_dir / store.PREDICTIONS_FILE))
+                bar.refresh()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    return proc.returncode, timed_out
+
+
+def describe_exit(returncode: int, timed_out: bool) -> str | None:
+    if timed_out:
+        return "killed after exceeding --timeout-s"
+    if returncode == 0:
+        return None
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        why = " (the out-of-memory killer sends this)" if name == "SIGKILL" else ""
+        return f"child killed by {name}{why}"
+    return f"child exited with status {returncode}; see worker.log"
+
+
+def execute(options: RunOptions) -> tuple[Path, dict]:
+    spec = resolve(options.candidate)
+    candidate = build(spec)  # cheap: no weights yet; tells us the tasks
+    tasks = frozenset(spec.tasks or candidate.tasks)
+    plans = plan(options, spec, tasks)
+    run_id, run_dir = store.new_run_dir(Path(options.results), spec.name)
+    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    job = {
+        "run_dir": str(run_dir),
+        "spec": spec.to_dict(),
+        "device": options.device,
+        "warmup": options.warmup,
+        "suites": [
+            {
+                "name": p.suite.name,
+                "prompt": p.suite.prompt,
+                "max_new_tokens": p.suite.max_new_tokens,
+                "samples": [
+                    {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
+                    for s in p.samples
+                ],
+            }
+            for p in plans
+        ],
+    }
+    job_path = run_dir / "job.json"
+    store.write_json_atomic(job_path, job)
+    total = sum(len(p.samples) for p in plans)
+
+    error = None
+    if hasattr(candidate, "prepare"):
+        code, timed_out = _spawn(["--prepare", str(job_path)], run_dir, options.threads, None, 0, False)
+        error = describe_exit(code, timed_out) and f"prepare step failed: {describe_exit(code, timed_out)}"
+    if error is None:
+        code, timed_out = _spawn([str(job_path)], run_dir, options.threads, options.timeout_s, total, options.progress)
+        error = describe_exit(code, timed_out)
+
+    record = build_record(run_id, run_dir, spec, options, plans, created_at, error)
+    store.write_json_atomic(run_dir / store.RUN_FILE, record)
+    return run_dir, record
+
+
+def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
+    predictions = store.read_jsonl(run_dir / store.PREDICTIONS_FILE)
+    worker_path = run_dir / WORKER_FILE
+    worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
+    suites = {p.suite.name: score_suite(p, predictions) for p in plans}
+    done = sum(s["n_predicted"] for s in suites.values())
+    planned = sum(len(p.samples) for p in plans)
+    status = "ok" if error is None and done == planned else ("partial" if done else "failed")
+    device = worker.get("device") or options.device
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "candidate": spec.name,
+        "candidate_spec": spec.to_dict(),
+        "profile": "default",
+        "created_at": created_at,
+        "status": status,
+        "error": error,
+        "settings": {
+            "device": options.device,
+            "threads": options.threads,
+            "warmup": options.warmup,
+            "limit": options.limit,
+            "data": str(options.data) if options.data else "demo",
+            "skip_invalid": options.skip_invalid,
+            "timeout_s": options.timeout_s,
+        },
+        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
+        "suites": suites,
+        "efficiency": efficiency_block(predictions, worker, device),
+        "load_s": worker.get("load_s"),
+    }

@@ -1,0 +1,83 @@
+"""Turns prediction records into the metrics and efficiency blocks of run.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.metrics import caption_metrics, wer_metrics
+from harness.timing import latency_ms, summarize
+
+
+def score_suite(plan, predictions: list[dict]) -> dict[str, Any]:
+    """Quality metrics over the samples that produced a prediction; failures are counted."""
+    name = plan.suite.name
+    by_id = {r["sample_id"]: r for r in predictions if r.get("task") == name}
+    records = [by_id[s.sample_id] for s in plan.samples if s.sample_id in by_id]
+    ok = [r for r in records if r.get("error") is None]
+    failures = [{"sample_id": r["sample_id"], "reason": r["error"]} for r in records if r.get("error")]
+    failures += [{"sample_id": p.sample_id, "reason": f"skipped: {p.reason}"} for p in plan.skipped]
+    not_run = [s.sample_id for s in plan.samples if s.sample_id not in by_id]
+    block: dict[str, Any] = {
+        "dataset": plan.dataset,
+        "n_samples": len(plan.samples) + len(plan.skipped),
+        "n_scored": len(ok),
+        "n_failed": len(failures) + len(not_run),
+        "n_predicted": len(records),
+        "failures": failures,
+        "not_run": not_run,
+        "notices": [],
+        "metrics": {},
+    }
+    scorable = [r for r in ok if r.get("references")]
+    if not scorable:
+        block["notices"].append("no sample with a prediction and a reference: nothing to score")
+        return block
+    hyps = [r["prediction"] or "" for r in scorable]
+    try:
+        if name == "asr":
+            block["metrics"] = wer_metrics([r["references"][0] for r in scorable], hyps)
+        elif name == "aac":
+            block["metrics"], block["notices"] = caption_metrics(hyps, [r["references"] for r in scorable])
+    except Exception as err:  # keep the record (and the predictions) even when a metric breaks
+        block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
+    block["efficiency"] = _timings(ok)
+    return block
+
+
+def _timings(records: list[dict]) -> dict[str, Any]:
+    ttft = summarize([r["ttft_ms"] for r in records])
+    tpot = summarize([r["tpot_ms"] for r in records])
+    e2e = summarize([r["e2e_ms"] for r in records])
+    e2e_s = sum(r["e2e_ms"] for r in records) / 1000.0
+    tokens = sum(r["n_tokens"] or 0 for r in records)
+    audio_s = sum(r["audio_s"] or 0.0 for r in records)
+    return {
+        "n_requests": len(records),
+        "ttft_ms": ttft,
+        "tpot_ms": tpot,
+        "e2e_ms": e2e,
+        "latency_ms": latency_ms(ttft, tpot),
+        "tpot_available": tpot["n"] > 0,
+        "tokens_per_s": tokens / e2e_s if e2e_s else None,
+        "rtfx": audio_s / e2e_s if e2e_s else None,
+    }
+
+
+def efficiency_block(predictions: list[dict], worker: dict, device: str) -> dict[str, Any]:
+    """Latency over every timed request of the run, and the memory the child reported.
+
+    Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
+    child's post-import baseline.
+    """
+    ok = [r for r in predictions if r.get("error") is None and r.get("e2e_ms") is not None]
+    block = _timings(ok)
+    memory = worker.get("memory", {})
+    gpu = device.startswith("cuda")
+    block["peak_memory_mb"] = memory.get("max_allocated_mb") if gpu else memory.get("rss_peak_above_baseline_mb")
+    block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
+    block["memory"] = memory
+    weights = worker.get("weights_bytes")
+    block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
+    if not block["tpot_available"] and block["latency_ms"] is not None:
+        block["latency_note"] = "TPOT n/a (tokens arrive in one piece): latency = median TTFT, which covers the whole decode"
+    return block

@@ -1,0 +1,57 @@
+"""Records passed between the harness and candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+# Called by a candidate once a token (or `count` tokens at once) exists; the harness times it.
+TokenCallback = Callable[..., None]
+
+
+@dataclass
+class Request:
+    """One audio clip and one task, as handed to a candidate."""
+
+    sample_id: str
+    audio: np.ndarray  # float32 mono at SAMPLE_RATE, decoded and resampled by the harness
+    task: str
+    prompt: str
+    max_new_tokens: int
+
+
+@dataclass
+class Generation:
+    """What a candidate returns for one request."""
+
+    text: str
+    n_tokens: int | None = None  # tokens generated; the harness counts callbacks when None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Candidate(Protocol):
+    """The interface a plugin implements: load once, then generate per request."""
+
+    name: str
+    tasks: frozenset[str]
+
+    def load(self, device: str) -> None: ...
+
+    def generate(self, request: Request, on_token: TokenCallback) -> Generation: ...
+
+
+@dataclass
+class Sample:
+    """One evaluation item, whatever file format it came from."""
+
+    sample_id: str
+    task: str  # suite name: "asr", "aac", ...
+    audio_path: str
+    references: list[str]
+    source: str = ""  # "file:line" style location for error messages
