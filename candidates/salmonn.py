@@ -1,0 +1,134 @@
+"""Family `salmonn`: the SALMONN-style composite, with dtype and bitsandbytes recipes.
+
+Options (candidate TOML `[options]`): `model_path` — a folder saved by this family
+(default: the built-in tiny random checkpoint, created on first use).
+Recipe entries: `fp32` | `bf16` | `fp16` (default: fp32 on CPU, bf16 on GPU),
+`nf4:llm` (LLM linears in bitsandbytes NF4), `int8:llm` (LLM linears in bitsandbytes int8).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.memory import tensor_bytes
+from harness.registry import CandidateSpec
+from harness.streaming import transformers_streamer
+from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+QUANT = {"nf4:llm", "int8:llm"}
+
+
+def parse_recipe(recipe: list[str]) -> tuple[str | None, str | None]:
+    """-> (dtype name or None for the device default, quantization or None)."""
+    dtype = quant = None
+    for step in recipe:
+        if step in DTYPES:
+            dtype = step
+        elif step in QUANT:
+            quant = step
+        else:
+            known = ", ".join(sorted(DTYPES) + sorted(QUANT))
+            raise ValueError(f"salmonn: unknown recipe step {step!r}; known: {known}")
+    return dtype, quant
+
+
+class SalmonnCandidate:
+    """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
+
+    tasks = frozenset({"asr", "aac"})
+
+    def __init__(self, spec: CandidateSpec):
+        self.name = spec.name
+        self.dtype_name, self.quant = parse_recipe(spec.recipe)
+        self.model_path = spec.options.get("model_path")
+        self.model = None
+        self._prompt_ids: dict[str, tuple] = {}
+
+    def prepare(self) -> None:
+        """Creates the tiny checkpoint if needed; runs in its own process before measuring."""
+        if not self.model_path:
+            from candidates.salmonn_tiny import ensure_tiny
+
+            ensure_tiny()
+
+    def load(self, device: str) -> None:
+        import torch
+        from transformers import AutoTokenizer, BitsAndBytesConfig, WhisperFeatureExtractor
+
+        from candidates.salmonn_model import SalmonnForConditionalGeneration
+        from candidates.salmonn_tiny import default_tiny_path
+
+        path = Path(self.model_path) if self.model_path else default_tiny_path()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"salmonn: no checkpoint at {path} (config.json missing)")
+        default = "bf16" if device.startswith("cuda") else "fp32"
+        dtype = getattr(torch, DTYPES[self.dtype_name or default])
+        quant_config = None
+        if self.quant:
+            skip = SalmonnForConditionalGeneration.non_llm_modules
+            if self.quant == "nf4:llm":
+                quant_config = BitsAndBytesConfig(
+                    load_in_4bit=True,
+                    bnb_4bit_quant_type="nf4",
+                    bnb_4bit_compute_dtype=dtype,
+                    llm_int8_skip_modules=skip,
+                )
+            else:
+                quant_config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.features = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+        self.model = SalmonnForConditionalGeneration.from_pretrained(
+            path,
+            local_files_only=True,
+            dtype=dtype,
+            quantization_config=quant_config,
+            device_map=device if quant_config else None,
+        )
+        if quant_config is None:
+            self.model.to(device)
+        self.model.eval()
+        self.dtype = dtype
+
+    def weight_bytes(self) -> int:
+        return tensor_bytes(self.model)
+
+    def _prompt_tensors(self, prompt: str):
+        """Token ids around the audio placeholder; cached since suites reuse one prompt."""
+        if prompt not in self._prompt_ids:
+            from candidates.salmonn_model import AUDIO_PLACEHOLDER, PROMPT_TEMPLATE
+
+            before, after = PROMPT_TEMPLATE.format(prompt).split(AUDIO_PLACEHOLDER)
+            tok = self.tokenizer
+            prefix = [tok.bos_token_id] + tok(before, add_special_tokens=False).input_ids
+            suffix = tok(after, add_special_tokens=False).input_ids
+            import torch
+
+            self._prompt_ids[prompt] = (
+                torch.tensor([prefix], device=self.device),
+                torch.tensor([suffix], device=self.device),
+            )
+        return self._prompt_ids[prompt]
+
+    def generate(self, request: Request, on_token: TokenCallback) -> Generation:
+        import torch
+
+        window_s = self.features.chunk_length
+        audio_s = len(request.audio) / SAMPLE_RATE
+        feats = self.features(request.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        prefix, suffix = self._prompt_tensors(request.prompt)
+        with torch.inference_mode():
+            embeds = self.model.build_inputs_embeds(feats.to(self.device, self.dtype), prefix, suffix)
+            out = self.model.llm.generate(
+                inputs_embeds=embeds,
+                attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),
+                max_new_tokens=request.max_new_tokens,
+                do_sample=False,
+                eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.tokenizer.pad_token_id,
+                streamer=transformers_streamer(on_token),
+            )
+        info = {"audio_truncated_to_s": window_s} if audio_s > window_s else {}
+        text = self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        return Generation(text=text, n_tokens=int(out.shape[1]), info=info)
