@@ -1,0 +1,112 @@
+"""Read run records (``RESULTS_DIR/<run_id>/run.json``) written by the harness.
+
+The leaderboard only ever reads these files: it never imports a model, torch or the harness,
+so ``bench.py leaderboard`` stays fast and works on a machine without the model stack.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+SUPPORTED_SCHEMA = 1
+STATUSES = ("ok", "partial", "failed")
+# Keys the leaderboard cannot do without; everything else may be absent or null.
+REQUIRED_KEYS = ("run_id", "candidate", "status")
+
+
+def load_runs(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return (rankable run records, warnings) for every ``<results_dir>/*/run.json``.
+
+    Folders without run.json are ignored silently (a run still in progress, or unrelated).
+    Unreadable or malformed records are skipped with a warning instead of raising, so one
+    bad file never hides the whole leaderboard. Failed runs are reported and left out, so a
+    failed re-run does not erase a candidate's last good result.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        return [], [f"results directory {root} does not exist"]
+
+    runs: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        path = run_dir / RUN_FILE
+        if not path.is_file():
+            continue
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warnings.append(f"{path}: skipped, not valid JSON ({exc})")
+            continue
+        problem = validate_run(record)
+        if problem:
+            warnings.append(f"{path}: skipped, {problem}")
+            continue
+        if record["status"] == "failed":
+            warnings.append(
+                f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
+                "failed; not ranked"
+            )
+            continue
+        if record["status"] == "partial":
+            warnings.append(
+                f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
+                "is partial; ranked with the results it has"
+            )
+        runs.append(record)
+    return runs, warnings
+
+
+def validate_run(record: Any) -> str | None:
+    """Return a description of what makes ``record`` unusable, or None if it is usable."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        return f"missing required key(s): {', '.join(missing)}"
+    for key in REQUIRED_KEYS:
+        if not isinstance(record[key], str) or not record[key]:
+            return f"{key!r} must be a non-empty string, got {record[key]!r}"
+    if record["status"] not in STATUSES:
+        return f"unknown status {record['status']!r} (expected one of {', '.join(STATUSES)})"
+    version = record.get("schema_version")
+    if version is not None and version != SUPPORTED_SCHEMA:
+        return f"unsupported schema_version {version!r} (this leaderboard reads {SUPPORTED_SCHEMA})"
+    for key in ("suites", "efficiency", "environment"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"{key!r} must be an object or null, got {type(record[key]).__name__}"
+    return None
+
+
+def latest_per_candidate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the newest run of each candidate (by created_at, then run_id), sorted by name."""
+    newest: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        current = newest.get(run["candidate"])
+        if current is None or _recency(run) > _recency(current):
+            newest[run["candidate"]] = run
+    return [newest[name] for name in sorted(newest)]
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _recency(run: dict[str, Any]) -> tuple[datetime, str]:
+    # Compare parsed datetimes, not strings: "+01:00" and "Z" offsets would sort wrongly as
+    # text. A missing or unparseable created_at counts as oldest; run_id breaks ties (run ids
+    # start with a timestamp, so this is still "newest").
+    return _parse_time(run.get("created_at")), str(run.get("run_id", ""))
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        return _EPOCH
+    try:
+        parsed = datetime.fromisoformat(value)  # 3.11+: accepts "Z"
+    except ValueError:
+        return _EPOCH
+    # Naive timestamps are taken as UTC so they compare with aware ones.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
