@@ -1,0 +1,98 @@
+"""Real runs of every built-in candidate on demo samples, in real child processes.
+
+Each candidate runs once per test session (module fixture); the tests then check the run
+record's schema, the memory fields, and the leaderboard over the three runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import bench, run_record_path
+
+pytestmark = pytest.mark.slow
+
+# 2 samples per suite (CIDEr-D needs 2 clips); whisper-tiny does asr only.
+RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2"}
+
+REQUIRED = {
+    "": ["schema_version", "run_id", "candidate", "created_at", "status", "profile", "environment", "suites", "efficiency"],
+    "environment": ["python", "torch", "transformers", "device", "device_name", "threads", "git_sha"],
+    "efficiency": ["ttft_ms", "tpot_ms", "e2e_ms", "latency_ms", "peak_memory_mb", "weights_mb", "tokens_per_s", "rtfx"],
+    "efficiency.ttft_ms": ["p50", "p90", "mean", "stdev"],
+    "efficiency.tpot_ms": ["p50", "p90", "mean", "stdev"],
+}
+PREDICTION_KEYS = {"sample_id", "task", "prediction", "reference", "n_tokens", "ttft_ms", "e2e_ms", "error"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    records = {}
+    for name, limit in RUNS.items():
+        out = bench("run", "--candidate", name, "--limit", limit, "--warmup", "1", "--results", str(results))
+        assert out.returncode == 0, f"{name}:\n{out.stdout}\n{out.stderr}"
+        path = run_record_path(out.stdout)
+        records[name] = (json.loads(path.read_text()), path.parent)
+    return results, records
+
+
+def _get(record: dict, dotted: str):
+    for part in filter(None, dotted.split(".")):
+        record = record[part]
+    return record
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_run_record_schema(runs, name):
+    record, folder = runs[1][name]
+    for where, keys in REQUIRED.items():
+        block = _get(record, where)
+        missing = [k for k in keys if k not in block]
+        assert not missing, f"{name}: {where or 'top level'} lacks {missing}"
+    assert record["status"] == "ok" and record["environment"]["threads"] == 1
+    for suite in record["suites"].values():
+        assert {"dataset", "n_samples", "n_failed", "metrics"} <= set(suite)
+        assert suite["n_failed"] == 0
+    lines = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == int(RUNS[name]) * len(record["suites"])
+    for line in lines:
+        assert PREDICTION_KEYS <= set(line) and line["error"] is None and line["ttft_ms"] > 0
+
+
+def test_suites_and_metrics(runs):
+    records = {name: rec for name, (rec, _) in runs[1].items()}
+    assert set(records["baseline"]["suites"]) == {"asr", "aac"}
+    assert set(records["whisper-tiny"]["suites"]) == {"asr"}
+    aac = records["baseline"]["suites"]["aac"]["metrics"]
+    assert aac["cider_d"] is not None and aac["spider"] is None and aac["spice"] is None
+    # A real model on clean synthetic speech; the tiny random models produce noise.
+    assert records["whisper-tiny"]["suites"]["asr"]["metrics"]["wer"] < 0.35
+    assert records["baseline"]["suites"]["asr"]["metrics"]["wer"] > 0.9
+
+
+def test_memory_fields(runs):
+    base = runs[1]["baseline"][0]["efficiency"]
+    nf4 = runs[1]["qlora4bit"][0]["efficiency"]
+    assert nf4["weights_mb"] < 0.6 * base["weights_mb"]  # LLM linears are about 2/3 of the weights
+    for eff in (base, nf4):
+        assert eff["peak_memory_mb"] > 0 and eff["peak_memory_kind"] == "cpu_rss_peak_above_baseline"
+        assert eff["memory"]["rss_peak_total_mb"] >= eff["peak_memory_mb"]
+    # streaming decoders have a TPOT; faster-whisper (one segment per clip) does not
+    assert base["tpot_ms"]["p50"] > 0
+    whisper = runs[1]["whisper-tiny"][0]["efficiency"]
+    assert whisper["tpot_ms"]["p50"] is None and "latency_note" in whisper
+
+
+def test_leaderboard_over_real_runs(runs):
+    results = runs[0]
+    out = bench("leaderboard", "--results", str(results), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["candidate"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == set(RUNS)
+    assert rows["whisper-tiny"]["criteria"]["wer"]["rank"] == 1
+    assert rows["whisper-tiny"]["criteria"]["spider"] == {"value": None, "rank": 3, "metric": "cider_d"}
+    table = bench("leaderboard", "--results", str(results))
+    assert "CIDEr-D" in table.stdout and "whisper-tiny" in table.stdout
