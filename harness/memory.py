@@ -84,25 +84,36 @@ class RssTracker:
 
 
 def tensor_bytes(module) -> int:
-    """Bytes held by a torch module's parameters and buffers, quantized storage included.
+    """Bytes held by a torch module's parameters and buffers, as stored, quantized or not.
 
-    bitsandbytes 4-bit weights are packed uint8 tensors whose scales live in `quant_state`;
-    counting the packed tensor plus its absmax gives the real size, where
-    `get_memory_footprint()` would count what the dtype claims.
+    `numel() * element_size()` is right for plain tensors only: a torchao or quanto weight is a
+    tensor subclass that reports its logical dtype, so its inner tensors (found through the
+    `__tensor_flatten__` protocol both libraries implement) are counted instead. bitsandbytes
+    keeps packed uint8 data in the parameter and its scales in `quant_state` / `SCB`.
+    `get_memory_footprint()` gets the subclasses wrong.
     """
-    total = 0
     seen: set[int] = set()
+    total = 0
     for tensor in list(module.parameters()) + list(module.buffers()):
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        total += tensor.numel() * tensor.element_size()
-        state = getattr(tensor, "quant_state", None)
-        if state is not None:
-            total += _quant_state_bytes(state)
-        scb = getattr(tensor, "SCB", None)  # bitsandbytes int8 row scales
-        if scb is not None:
-            total += scb.numel() * scb.element_size()
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            total += _stored_bytes(tensor)
+    return total
+
+
+def _stored_bytes(tensor) -> int:
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    if is_traceable_wrapper_subclass(tensor):
+        inner, _ = tensor.__tensor_flatten__()
+        return sum(_stored_bytes(getattr(tensor, name)) for name in inner)
+    total = tensor.numel() * tensor.element_size()
+    state = getattr(tensor, "quant_state", None)
+    if state is not None:
+        total += _quant_state_bytes(state)
+    scb = getattr(tensor, "SCB", None)  # bitsandbytes int8 row scales
+    if scb is not None:
+        total += scb.numel() * scb.element_size()
     return total
 
 
