@@ -37,7 +37,10 @@ def cli() -> None:
 @click.option("--audio-root", type=click.Path(path_type=Path), help="Folder relative audio paths resolve against.")
 @click.option("--skip-invalid", is_flag=True, help="Run valid samples; record invalid ones as failed.")
 @click.option("--timeout-s", type=float, help="Kill the measured process after this many seconds.")
-def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s) -> None:
+@click.option("--profile", type=click.Choice(["default", "nota2025"]), default="default", show_default=True,
+              help="Measurement method: ours (default) or the competition organiser's (nota2025).")
+def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
+        profile) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -48,7 +51,7 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
         options = RunOptions(
             candidate=candidate, data=data, suites=parse_suite_list(suites), limit=limit, device=device,
             threads=threads, warmup=warmup, results=results, audio_root=audio_root,
-            skip_invalid=skip_invalid, timeout_s=timeout_s,
+            skip_invalid=skip_invalid, timeout_s=timeout_s, profile=profile,
         )
         run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -125,17 +128,24 @@ def leaderboard(results, fmt, weights) -> None:
 
     if not Path(results).is_dir():
         _fail(f"results folder not found: {results} (run `bench.py run --candidate NAME` first)")
+    runs, warnings = lb.load_runs(results)
     try:
-        runs, warnings = lb.load_runs(results)
-        rows = lb.rank(runs, weights)
+        groups = {profile: lb.rank(group, weights) for profile, group in lb.group_by_profile(runs).items()}
     except ValueError as err:
         _fail(str(err))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
-        click.echo(json.dumps(lb.to_json(rows), indent=2))
-    else:
-        click.echo(lb.to_table(rows, fmt))
+        rows = [{**row, "profile": profile} for profile, ranked in groups.items() for row in lb.to_json(ranked)]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not groups:
+        click.echo(lb.to_table([], fmt))
+    for i, (profile, ranked) in enumerate(groups.items()):
+        if len(groups) > 1 or profile != "default":
+            heading = f"Measurement profile: {profile} (ranked only against runs of the same profile)"
+            click.echo(("\n" if i else "") + (f"# {heading}" if fmt == "csv" else heading))
+        click.echo(lb.to_table(ranked, fmt))
 
 
 @cli.command()

@@ -94,6 +94,11 @@ class SalmonnCandidate:
     def weight_bytes(self) -> int:
         return tensor_bytes(self.model)
 
+    def decoder_weight_bytes(self) -> int:
+        """Weights read per generated token: the LLM less its embedding table (one row is read)."""
+        llm = self.model.llm
+        return tensor_bytes(llm) - tensor_bytes(llm.get_input_embeddings())
+
     def _prompt_tensors(self, prompt: str):
         """Token ids around the audio placeholder; cached since suites reuse one prompt."""
         if prompt not in self._prompt_ids:
@@ -111,15 +116,35 @@ class SalmonnCandidate:
             )
         return self._prompt_ids[prompt]
 
+    def _embed(self, request: Request):
+        """Audio features + encoder + Q-Former + projector + prompt wrapping -> LLM input embeddings."""
+        feats = self.features(request.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        prefix, suffix = self._prompt_tensors(request.prompt)
+        return self.model.build_inputs_embeds(feats.to(self.device, self.dtype), prefix, suffix)
+
+    def prefill(self, request: Request) -> dict:
+        """Audio encoding + prompt wrapping + one prefill forward (the nota2025 TTFT)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.llm(inputs_embeds=self._embed(request), use_cache=True)
+        return {"cache": out.past_key_values, "token": out.logits[:, -1:].argmax(-1)}
+
+    def decode_step(self, state: dict) -> dict:
+        """One greedy decode step with the KV cache (the nota2025 TPOT)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.llm(input_ids=state["token"], past_key_values=state["cache"], use_cache=True)
+        return {"cache": out.past_key_values, "token": out.logits[:, -1:].argmax(-1)}
+
     def generate(self, request: Request, on_token: TokenCallback) -> Generation:
         import torch
 
         window_s = self.features.chunk_length
         audio_s = len(request.audio) / SAMPLE_RATE
-        feats = self.features(request.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        prefix, suffix = self._prompt_tensors(request.prompt)
         with torch.inference_mode():
-            embeds = self.model.build_inputs_embeds(feats.to(self.device, self.dtype), prefix, suffix)
+            embeds = self._embed(request)
             out = self.model.llm.generate(
                 inputs_embeds=embeds,
                 attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device),

@@ -29,10 +29,14 @@ def normalize_transcript(text: str) -> str:
 
 def wer_metrics(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
     """Corpus-level WER and CER after normalization, with the edit counts behind them."""
+    return wer_of_normalized(
+        [normalize_transcript(r) for r in references], [normalize_transcript(h) for h in hypotheses]
+    )
+
+
+def wer_of_normalized(refs: list[str], hyps: list[str]) -> dict[str, Any]:
     import jiwer
 
-    refs = [normalize_transcript(r) for r in references]
-    hyps = [normalize_transcript(h) for h in hypotheses]
     # jiwer cannot align an empty reference; such samples count their hypothesis words as insertions.
     kept = [(r, h) for r, h in zip(refs, hyps, strict=False) if r.strip()]
     extra_insertions = sum(len(h.split()) for r, h in zip(refs, hyps, strict=False) if not r.strip())

@@ -46,6 +46,7 @@ class RunOptions:
     skip_invalid: bool = False
     timeout_s: float | None = None
     progress: bool = True
+    profile: str = "default"
 
 
 @dataclass
@@ -165,7 +166,10 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         "run_dir": str(run_dir),
         "spec": spec.to_dict(),
         "device": options.device,
-        "warmup": options.warmup,
+        "profile": options.profile,
+        "nota_prompt": SUITES["asr"].prompt,
+        # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
+        "warmup": 0 if options.profile == "nota2025" else options.warmup,
         "suites": [
             {
                 "name": p.suite.name,
@@ -200,7 +204,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     predictions = store.read_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions) for p in plans}
+    suites = {p.suite.name: score_suite(p, predictions, options.profile) for p in plans}
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -210,7 +214,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         "run_id": run_id,
         "candidate": spec.name,
         "candidate_spec": spec.to_dict(),
-        "profile": "default",
+        "profile": options.profile,
         "created_at": created_at,
         "status": status,
         "error": error,
@@ -225,6 +229,6 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
         "suites": suites,
-        "efficiency": efficiency_block(predictions, worker, device),
+        "efficiency": efficiency_block(predictions, worker, device, options.profile),
         "load_s": worker.get("load_s"),
     }

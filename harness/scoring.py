@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from harness.metrics import caption_metrics, wer_metrics
+from harness.profiles import nota_caption, nota_wer
+from harness.roofline import roofline
 from harness.timing import latency_ms, summarize
 
+SCORERS = {
+    "default": {"asr": wer_metrics, "aac": caption_metrics},
+    "nota2025": {"asr": nota_wer, "aac": nota_caption},
+}
 
-def score_suite(plan, predictions: list[dict]) -> dict[str, Any]:
+
+def score_suite(plan, predictions: list[dict], profile: str = "default") -> dict[str, Any]:
     """Quality metrics over the samples that produced a prediction; failures are counted."""
     name = plan.suite.name
     by_id = {r["sample_id"]: r for r in predictions if r.get("task") == name}
@@ -33,11 +40,12 @@ def score_suite(plan, predictions: list[dict]) -> dict[str, Any]:
         block["notices"].append("no sample with a prediction and a reference: nothing to score")
         return block
     hyps = [r["prediction"] or "" for r in scorable]
+    scorer = SCORERS[profile][name]
     try:
         if name == "asr":
-            block["metrics"] = wer_metrics([r["references"][0] for r in scorable], hyps)
-        elif name == "aac":
-            block["metrics"], block["notices"] = caption_metrics(hyps, [r["references"] for r in scorable])
+            block["metrics"] = scorer([r["references"][0] for r in scorable], hyps)
+        else:
+            block["metrics"], block["notices"] = scorer(hyps, [r["references"] for r in scorable])
     except Exception as err:  # keep the record (and the predictions) even when a metric breaks
         block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
     block["efficiency"] = _timings(ok)
@@ -63,21 +71,47 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     }
 
 
-def efficiency_block(predictions: list[dict], worker: dict, device: str) -> dict[str, Any]:
+def efficiency_block(predictions: list[dict], worker: dict, device: str, profile: str = "default") -> dict[str, Any]:
     """Latency over every timed request of the run, and the memory the child reported.
 
     Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
-    child's post-import baseline.
+    child's post-import baseline. Under nota2025 the organiser's numbers are ranked instead.
     """
     ok = [r for r in predictions if r.get("error") is None and r.get("e2e_ms") is not None]
     block = _timings(ok)
     memory = worker.get("memory", {})
+    weights = worker.get("weights_bytes")
+    if profile == "nota2025":
+        return _nota_block(worker.get("nota2025", {}), block, memory, weights,
+                           worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"))
     gpu = device.startswith("cuda")
     block["peak_memory_mb"] = memory.get("max_allocated_mb") if gpu else memory.get("rss_peak_above_baseline_mb")
     block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
     block["memory"] = memory
-    weights = worker.get("weights_bytes")
     block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
+    block["roofline"] = roofline(
+        worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"), block["tpot_ms"]["p50"]
+    )
     if not block["tpot_available"] and block["latency_ms"] is not None:
         block["latency_note"] = "TPOT n/a (tokens arrive in one piece): latency = median TTFT, which covers the whole decode"
     return block
+
+
+def _nota_block(nota: dict, per_sample: dict, memory: dict, weights: int | None,
+                worker_decoder_bytes: int | None, bandwidth: float | None) -> dict[str, Any]:
+    supported = nota.get("supported", False)
+    return {
+        "profile": "nota2025",
+        "supported": supported,
+        "reason": nota.get("reason"),
+        "ttft_ms": nota.get("ttft_ms", {"mean": None, "p50": None}),
+        "tpot_ms": nota.get("tpot_ms", {"mean": None, "p50": None}),
+        "latency_ms": nota.get("latency_ms"),
+        "peak_memory_mb": nota.get("peak_memory_mb"),
+        "peak_memory_kind": "nota2025: mean over iterations of the never-reset peak counter",
+        "iterations": nota.get("iterations"),
+        "memory": memory,
+        "weights_mb": weights / (1024 * 1024) if weights is not None else None,
+        "roofline": roofline(worker_decoder_bytes, bandwidth, nota.get("tpot_ms", {}).get("mean")),
+        "per_sample_not_ranked": per_sample,
+    }

@@ -43,10 +43,15 @@ def run_job(job: dict) -> int:
     _import_heavy()
     device = gpu.resolve_device(job["device"])
     candidate = build(spec)
+    summary: dict = {"status": "running", "device": device}
+    if hasattr(candidate, "decoder_weight_bytes"):
+        from harness.roofline import measure_bandwidth_gbps
+
+        # Before the memory baseline: the copy buffers must not count as the model's memory.
+        summary["bandwidth_gbps"] = measure_bandwidth_gbps(device)
     rss = RssTracker()
     rss.reset()
     gpu.reset_peak(device)
-    summary: dict = {"status": "running", "device": device}
     with gpu.NvmlPoller(device) as nvml:
         t0 = time.perf_counter()
         candidate.load(device)
@@ -54,7 +59,10 @@ def run_job(job: dict) -> int:
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
         load_peak = rss.report()
         rss.restart_peak()
-        timer = TokenTimer(sync=gpu.synchronizer(device))
+        sync = gpu.synchronizer(device)
+        if job.get("profile") == "nota2025":
+            summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
+        timer = TokenTimer(sync=sync)
         _warm_up(candidate, job, timer)
         with open(run_dir / store.PREDICTIONS_FILE, "a", encoding="utf-8") as out:
             for suite in job["suites"]:
@@ -66,10 +74,25 @@ def run_job(job: dict) -> int:
     summary["memory"].update(nvml.report())
     weight_bytes = getattr(candidate, "weight_bytes", None)
     summary["weights_bytes"] = weight_bytes() if weight_bytes else None
+    decoder_bytes = getattr(candidate, "decoder_weight_bytes", None)
+    summary["decoder_weights_bytes"] = decoder_bytes() if decoder_bytes else None
     summary["device_name"] = gpu.device_name(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
     return 0
+
+
+def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
+    """The organiser's efficiency loop; its peak counter includes the model load, as theirs did."""
+    from harness import gpu
+    from harness.profiles import measure_nota2025
+
+    def peak_mb() -> float:
+        if device.startswith("cuda"):
+            return gpu.peak_report(device)["max_allocated_mb"]
+        return max(load_peak["rss_peak_above_baseline_mb"], rss.report()["rss_peak_above_baseline_mb"])
+
+    return measure_nota2025(candidate, job["nota_prompt"], sync, peak_mb)
 
 
 def _warm_up(candidate, job: dict, timer: TokenTimer) -> None:

@@ -13,7 +13,7 @@ from leaderboard.ranking import (
     rank,
 )
 from leaderboard.render import FORMATS, score_rule, to_json, to_table
-from leaderboard.results import latest_per_candidate, load_runs
+from leaderboard.results import group_by_profile, latest_per_candidate, load_runs
 
 __all__ = [
     "CRITERIA",
@@ -22,6 +22,7 @@ __all__ = [
     "Criterion",
     "CriterionValue",
     "LeaderboardRow",
+    "group_by_profile",
     "latest_per_candidate",
     "load_runs",
     "parse_weights",

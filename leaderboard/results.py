@@ -110,3 +110,11 @@ def _parse_time(value: Any) -> datetime:
         return _EPOCH
     # Naive timestamps are taken as UTC so they compare with aware ones.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def group_by_profile(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Runs measured with different profiles are never ranked together; `default` comes first."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run.get("profile") or "default", []).append(run)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != "default", item[0])))
