@@ -33,3 +33,59 @@ def run_record_path(stdout: str) -> Path:
         if line.startswith("run record: "):
             return Path(line.removeprefix("run record: ").strip())
     raise AssertionError(f"no run record line in output:\n{stdout}")
+
+
+# A third-party candidate, installed as a real distribution by `plugin_site`. Sample ids script
+# its behaviour: "boom" raises, "crash" exits, "sigkill" dies as the OOM killer would kill it.
+PLUGIN = '''
+import os
+import signal
+import time
+from harness.types import Generation
+
+
+class EchoCandidate:
+    """Echo test plugin: answers two words, one token at a time."""
+
+    tasks = frozenset({"asr"})
+    name = "echo"
+
+    def load(self, device):
+        self.device = device
+
+    def generate(self, request, on_token):
+        if request.sample_id == "boom":
+            raise RuntimeError("scripted failure")
+        if request.sample_id == "crash":
+            os._exit(3)
+        if request.sample_id == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if request.sample_id == "hang":
+            time.sleep(600)
+        for _ in range(2):
+            time.sleep(0.005)
+            on_token()
+        return Generation(text="hello world")
+'''
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory):
+    """A real installed distribution (module + dist-info with entry_points.txt) on a path of its own."""
+    site = tmp_path_factory.mktemp("site")
+    (site / "lbplugin_echo.py").write_text(PLUGIN)
+    info = site / "lbplugin_echo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lbplugin-echo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lalm_bench.candidates]\necho = lbplugin_echo:EchoCandidate\n")
+    return {"PYTHONPATH": f"{site}:{REPO}"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/benchmarks are timing-sensitive: collected only when named on the command line."""
+    bench_dir = Path(__file__).parent / "benchmarks"
+    if collection_path != bench_dir:
+        return None
+    base = config.invocation_params.dir
+    asked = [(base / arg.split("::")[0]).resolve() for arg in config.args]
+    return not any(p == bench_dir or bench_dir in p.parents for p in asked)

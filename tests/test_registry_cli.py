@@ -12,41 +12,6 @@ from bench import cli
 from harness.registry import RegistryError, builtin_specs, resolve
 from tests.conftest import REPO, bench, run_record_path
 
-PLUGIN = '''
-import time
-from harness.types import Generation
-
-
-class EchoCandidate:
-    """Echo test plugin: answers two words, one token at a time."""
-
-    tasks = frozenset({"asr"})
-    name = "echo"
-
-    def load(self, device):
-        self.device = device
-
-    def generate(self, request, on_token):
-        if request.sample_id == "boom":
-            raise RuntimeError("scripted failure")
-        for _ in range(2):
-            time.sleep(0.005)
-            on_token()
-        return Generation(text="hello world")
-'''
-
-
-@pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
-    """A real installed distribution (module + dist-info with entry_points.txt) on a path of its own."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "lbplugin_echo.py").write_text(PLUGIN)
-    info = site / "lbplugin_echo-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lbplugin-echo\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[lalm_bench.candidates]\necho = lbplugin_echo:EchoCandidate\n")
-    return {"PYTHONPATH": f"{site}:{REPO}"}
-
 
 def test_builtins_are_registered():
     specs = builtin_specs()
