@@ -96,3 +96,27 @@ def test_leaderboard_over_real_runs(runs):
     assert rows["whisper-tiny"]["criteria"]["spider"] == {"value": None, "rank": 3, "metric": "cider_d"}
     table = bench("leaderboard", "--results", str(results))
     assert "CIDEr-D" in table.stdout and "whisper-tiny" in table.stdout
+
+
+def test_roofline_for_decoders_only(runs):
+    for name in ("baseline", "qlora4bit"):
+        roof = runs[1][name][0]["efficiency"]["roofline"]
+        assert roof["bandwidth_gbps"] > 0 and roof["tpot_bound_ms"] > 0
+        assert roof["tpot_over_bound"] > 1  # nothing decodes faster than it can read its weights
+    nf4 = runs[1]["qlora4bit"][0]["efficiency"]["roofline"]
+    base = runs[1]["baseline"][0]["efficiency"]["roofline"]
+    assert nf4["decoder_weights_mb"] < base["decoder_weights_mb"] / 4
+    assert runs[1]["whisper-tiny"][0]["efficiency"]["roofline"] is None
+
+
+def test_nota2025_profile_real_run(runs, tmp_path):
+    out = bench("run", "-c", "baseline", "--profile", "nota2025", "--limit", "2", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = json.loads(run_record_path(out.stdout).read_text())
+    eff = record["efficiency"]
+    assert record["profile"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
+    assert len(eff["ttft_ms"]["values"]) == 10 and eff["tpot_ms"]["mean"] > 0
+    assert eff["latency_ms"] == pytest.approx(eff["ttft_ms"]["mean"] + eff["tpot_ms"]["mean"])
+    assert eff["peak_memory_mb"] > 0
+    aac = record["suites"]["aac"]["metrics"]
+    assert aac["spider"] == aac["cider_d"] and aac["n_references"] == 1
