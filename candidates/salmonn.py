@@ -1,7 +1,8 @@
 """Family `salmonn`: the SALMONN-style composite, with dtype and bitsandbytes recipes.
 
 Options (candidate TOML `[options]`): `model_path` — a folder saved by this family
-(default: the built-in tiny random checkpoint, created on first use).
+(default: the built-in tiny random checkpoint, created on first use); `allow_pickle` — accept a
+`.bin`/`.pt` checkpoint (unpickling runs code: off by default, safetensors only).
 Recipe entries: `fp32` | `bf16` | `fp16` (default: fp32 on CPU, bf16 on GPU),
 `nf4:llm` (LLM linears in bitsandbytes NF4), `int8:llm` (LLM linears in bitsandbytes int8).
 """
@@ -33,6 +34,20 @@ def parse_recipe(recipe: list[str]) -> tuple[str | None, str | None]:
     return dtype, quant
 
 
+def check_checkpoint(path: Path, allow_pickle: bool) -> None:
+    """Refuses what would run code on load, before anything is read."""
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"salmonn: no checkpoint at {path} (config.json missing)")
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
+    if pickles and not allow_pickle:
+        raise PermissionError(
+            f"salmonn: {path} holds only pickle weights ({', '.join(pickles)}); unpickling runs code, so they are "
+            "refused. Convert them to safetensors, or set `allow_pickle = true` under [options] if you trust them."
+        )
+
+
 class SalmonnCandidate:
     """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
 
@@ -42,6 +57,7 @@ class SalmonnCandidate:
         self.name = spec.name
         self.dtype_name, self.quant = parse_recipe(spec.recipe)
         self.model_path = spec.options.get("model_path")
+        self.allow_pickle = bool(spec.options.get("allow_pickle", False))
         self.model = None
         self._prompt_ids: dict[str, tuple] = {}
 
@@ -60,8 +76,7 @@ class SalmonnCandidate:
         from candidates.salmonn_tiny import default_tiny_path
 
         path = Path(self.model_path) if self.model_path else default_tiny_path()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"salmonn: no checkpoint at {path} (config.json missing)")
+        check_checkpoint(path, self.allow_pickle)
         default = "bf16" if device.startswith("cuda") else "fp32"
         dtype = getattr(torch, DTYPES[self.dtype_name or default])
         quant_config = None
@@ -82,6 +97,7 @@ class SalmonnCandidate:
         self.model = SalmonnForConditionalGeneration.from_pretrained(
             path,
             local_files_only=True,
+            use_safetensors=not self.allow_pickle,
             dtype=dtype,
             quantization_config=quant_config,
             device_map=device if quant_config else None,

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,9 +22,11 @@ from harness.data import DataError, Problem, load_annotation_json
 from harness.registry import CandidateSpec, build, resolve
 from harness.scoring import efficiency_block, score_suite
 from harness.suites import SUITES, Suite
-from harness.worker import WORKER_FILE
+from harness.types import Sample
+from harness.worker import SAMPLE_TIMEOUT_EXIT, WORKER_FILE
 
 SCHEMA_VERSION = 1
+JOB_FILE = "job.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,6 +49,7 @@ class RunOptions:
     timeout_s: float | None = None
     progress: bool = True
     profile: str = "default"
+    sample_timeout_s: float | None = None
 
 
 @dataclass
@@ -106,12 +109,23 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _spawn(args: list[str], run_dir: Path, threads: int, timeout_s: float | None, total: int, progress: bool):
+def _die_with_parent() -> None:
+    """In the child, before exec: if the parent is killed, the kernel kills the child too, so a
+    killed `bench.py` never leaves a model process writing into its run folder."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _spawn(args: list[str], run_dir: Path, threads: int, deadline: float | None, total: int, progress: bool):
     """Runs the child, shows progress from the predictions file, returns (returncode, timed_out)."""
     log = open(run_dir / "worker.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.worker", *args],
         stdout=log, stderr=subprocess.STDOUT, env=_child_env(threads), cwd=REPO_ROOT,
+        preexec_fn=_die_with_parent,
     )
     bar = None
     if progress and total:
@@ -119,11 +133,10 @@ def _spawn(args: list[str], run_dir: Path, threads: int, timeout_s: float | None
 
         bar = tqdm(total=total, desc="samples", unit="sample", file=sys.stderr, leave=False,
                    disable=not sys.stderr.isatty())
-    start = time.monotonic()
     timed_out = False
     try:
         while proc.poll() is None:
-            if timeout_s is not None and time.monotonic() - start > timeout_s:
+            if deadline is not None and time.monotonic() > deadline:
                 proc.send_signal(signal.SIGKILL)
                 timed_out = True
                 proc.wait()
@@ -161,47 +174,94 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
     tasks = frozenset(spec.tasks or candidate.tasks)
     plans = plan(options, spec, tasks)
     run_id, run_dir = store.new_run_dir(Path(options.results), spec.name)
-    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     job = {
+        "run_id": run_id,
         "run_dir": str(run_dir),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "spec": spec.to_dict(),
         "device": options.device,
         "profile": options.profile,
         "nota_prompt": SUITES["asr"].prompt,
         # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
         "warmup": 0 if options.profile == "nota2025" else options.warmup,
+        "sample_timeout_s": options.sample_timeout_s,
         "suites": [
             {
                 "name": p.suite.name,
                 "prompt": p.suite.prompt,
                 "max_new_tokens": p.suite.max_new_tokens,
+                "dataset": p.dataset,
                 "samples": [
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
                     for s in p.samples
                 ],
+                "skipped": [{"where": q.where, "reason": q.reason, "sample_id": q.sample_id} for q in p.skipped],
             }
             for p in plans
         ],
     }
-    job_path = run_dir / "job.json"
-    store.write_json_atomic(job_path, job)
-    total = sum(len(p.samples) for p in plans)
+    store.write_json_atomic(run_dir / JOB_FILE, job)
+    return _run_and_record(run_dir, job, candidate, options, plans)
 
+
+def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dict]:
+    """Continues a run from its job file: samples already in predictions.jsonl are kept, the rest run."""
+    run_dir = _find_run(Path(results), run_id)
+    job = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
+    options = RunOptions(**{**job["options"], "progress": progress})
+    spec = CandidateSpec(**job["spec"])
+    plans = [
+        SuitePlan(
+            SUITES[suite["name"]],
+            suite["dataset"],
+            [Sample(s["sample_id"], suite["name"], s["audio_path"], s["references"]) for s in suite["samples"]],
+            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"]) for q in suite["skipped"]],
+        )
+        for suite in job["suites"]
+    ]
+    return _run_and_record(run_dir, job, build(spec), options, plans)
+
+
+def _find_run(results: Path, run_id: str) -> Path:
+    if run_id == "latest":
+        runs = sorted(p for p in results.glob("*") if (p / JOB_FILE).is_file()) if results.is_dir() else []
+        if not runs:
+            raise RunError(f"no run to resume in {results}")
+        return runs[-1]
+    run_dir = Path(run_id) if Path(run_id).is_dir() else results / run_id
+    if not (run_dir / JOB_FILE).is_file():
+        raise RunError(f"no run {run_id!r} to resume in {results} (looked for {run_dir / JOB_FILE})")
+    return run_dir
+
+
+def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, plans) -> tuple[Path, dict]:
+    """Runs the child (restarting it after a per-sample timeout) and writes run.json, always."""
+    job_path = run_dir / JOB_FILE
+    total = sum(len(p.samples) for p in plans)
+    deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
     error = None
+    restarts = 0
     if hasattr(candidate, "prepare"):
         code, timed_out = _spawn(["--prepare", str(job_path)], run_dir, options.threads, None, 0, False)
-        error = describe_exit(code, timed_out) and f"prepare step failed: {describe_exit(code, timed_out)}"
-    if error is None:
-        code, timed_out = _spawn([str(job_path)], run_dir, options.threads, options.timeout_s, total, options.progress)
+        if describe_exit(code, timed_out):
+            error = f"prepare step failed: {describe_exit(code, timed_out)}"
+    while error is None:
+        code, timed_out = _spawn([str(job_path)], run_dir, options.threads, deadline, total, options.progress)
+        # A hung sample was recorded as failed by the child; go on in a fresh one (bounded).
+        if code == SAMPLE_TIMEOUT_EXIT and not timed_out and restarts < total:
+            restarts += 1
+            continue
         error = describe_exit(code, timed_out)
-
-    record = build_record(run_id, run_dir, spec, options, plans, created_at, error)
+        break
+    record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+    record["restarts_after_sample_timeout"] = restarts
     store.write_json_atomic(run_dir / store.RUN_FILE, record)
     return run_dir, record
 
 
 def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
-    predictions = store.read_jsonl(run_dir / store.PREDICTIONS_FILE)
+    predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
     suites = {p.suite.name: score_suite(p, predictions, options.profile) for p in plans}
@@ -214,6 +274,11 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         "run_id": run_id,
         "candidate": spec.name,
         "candidate_spec": spec.to_dict(),
+        # Said explicitly, since both let a checkpoint run code on this machine.
+        "trust": {
+            "trust_remote_code": bool(spec.options.get("trust_remote_code", False)),
+            "allow_pickle": bool(spec.options.get("allow_pickle", False)),
+        },
         "profile": options.profile,
         "created_at": created_at,
         "status": status,
@@ -226,6 +291,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "data": str(options.data) if options.data else "demo",
             "skip_invalid": options.skip_invalid,
             "timeout_s": options.timeout_s,
+            "sample_timeout_s": options.sample_timeout_s,
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
         "suites": suites,

@@ -60,3 +60,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def repair_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rewrites the file with its complete lines only (a killed writer can leave a torn last line),
+    keeping the first record of each (task, sample_id); returns those records."""
+    records, seen = [], set()
+    for record in read_jsonl(path):
+        key = (record.get("task"), record.get("sample_id"))
+        if key not in seen:
+            seen.add(key)
+            records.append(record)
+    if path.is_file():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if text != path.read_text(encoding="utf-8"):
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+    return records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -22,6 +23,50 @@ from harness.timing import TokenTimer
 from harness.types import SAMPLE_RATE, Request
 
 WORKER_FILE = "worker.json"
+# Exit status meaning "one sample hung and was recorded as failed: start a fresh child".
+SAMPLE_TIMEOUT_EXIT = 75
+
+
+class SampleWatchdog:
+    """Ends the process when one request runs past the per-sample limit.
+
+    A hung request cannot be interrupted from Python, so the only safe way on is a new process:
+    the watchdog records the sample as failed, then exits with SAMPLE_TIMEOUT_EXIT and the
+    parent starts a fresh child that skips every sample already recorded.
+    """
+
+    def __init__(self, limit_s: float | None, predictions: Path):
+        self.limit_s = limit_s
+        self.predictions = predictions
+        self._current: tuple[str, str, float, list] | None = None
+        self._lock = threading.Lock()
+        if limit_s:
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def begin(self, task: str, sample: dict) -> None:
+        with self._lock:
+            self._current = (task, sample["sample_id"], time.monotonic(), sample.get("references", []))
+
+    def end(self) -> None:
+        with self._lock:
+            self._current = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.2)
+            with self._lock:
+                current = self._current
+                if current is None or time.monotonic() - current[2] <= self.limit_s:
+                    continue
+                task, sample_id, _, references = current
+                with open(self.predictions, "a", encoding="utf-8") as out:
+                    store.append_jsonl(out, {
+                        "sample_id": sample_id, "task": task, "prediction": None, "references": references,
+                        "reference": references[0] if references else None, "n_tokens": None, "ttft_ms": None,
+                        "tpot_ms": None, "e2e_ms": None, "audio_s": None,
+                        "error": f"timed out after {self.limit_s:g} s (--sample-timeout-s); worker restarted",
+                    })
+                os._exit(SAMPLE_TIMEOUT_EXIT)
 
 
 def _import_heavy() -> None:
@@ -39,6 +84,9 @@ def run_job(job: dict) -> int:
     from harness import gpu
 
     run_dir = Path(job["run_dir"])
+    predictions = run_dir / store.PREDICTIONS_FILE
+    # Resumable: samples already recorded (by an earlier, killed child) are not run again.
+    done = {(r.get("task"), r.get("sample_id")): r for r in store.repair_jsonl(predictions)}
     spec = CandidateSpec(**job["spec"])
     _import_heavy()
     device = gpu.resolve_device(job["device"])
@@ -63,11 +111,17 @@ def run_job(job: dict) -> int:
         if job.get("profile") == "nota2025":
             summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
         timer = TokenTimer(sync=sync)
-        _warm_up(candidate, job, timer)
-        with open(run_dir / store.PREDICTIONS_FILE, "a", encoding="utf-8") as out:
+        watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
+        _warm_up(candidate, job, timer, done, watchdog)
+        with open(predictions, "a", encoding="utf-8") as out:
             for suite in job["suites"]:
                 for sample in suite["samples"]:
-                    store.append_jsonl(out, _run_sample(candidate, suite, sample, timer))
+                    if (suite["name"], sample["sample_id"]) in done:
+                        continue
+                    watchdog.begin(suite["name"], sample)
+                    record = _run_sample(candidate, suite, sample, timer)
+                    watchdog.end()
+                    store.append_jsonl(out, record)
     summary["memory"] = rss.report(load_peak)
     if device.startswith("cuda"):
         summary["memory"].update(gpu.peak_report(device))
@@ -95,21 +149,34 @@ def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_pea
     return measure_nota2025(candidate, job["nota_prompt"], sync, peak_mb)
 
 
-def _warm_up(candidate, job: dict, timer: TokenTimer) -> None:
-    """Runs the first readable sample `warmup` times; nothing from it is recorded."""
+def _warm_up(candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:
+    """Runs one sample `warmup` times; nothing from it is recorded.
+
+    It prefers a sample an earlier child already predicted (known good), and never one that
+    already failed, so a resumed run cannot hang again in its warm-up.
+    """
     if job["warmup"] <= 0:
         return
-    for suite in job["suites"]:
-        for sample in suite["samples"]:
-            try:
-                audio, _ = load_audio(sample["audio_path"])
-            except AudioError:
-                continue
-            request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
+    candidates = [(s, x) for s in job["suites"] for x in s["samples"]]
+    good = [c for c in candidates if (done.get((c[0]["name"], c[1]["sample_id"])) or {}).get("error") is None]
+    fresh = [c for c in good if (c[0]["name"], c[1]["sample_id"]) in done]
+    for suite, sample in fresh + [c for c in good if c not in fresh]:
+        try:
+            audio, _ = load_audio(sample["audio_path"])
+        except AudioError:
+            continue
+        request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
+        watchdog.begin(suite["name"], sample)
+        try:
             for _ in range(job["warmup"]):
                 timer.start()
                 candidate.generate(request, timer.on_token)
-            return
+        except Exception:  # this sample will fail on its own turn; warm up on another
+            traceback.print_exc()
+            continue
+        finally:
+            watchdog.end()
+        return
 
 
 def _run_sample(candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict:
