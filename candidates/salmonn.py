@@ -3,35 +3,24 @@
 Options (candidate TOML `[options]`): `model_path` — a folder saved by this family
 (default: the built-in tiny random checkpoint, created on first use); `allow_pickle` — accept a
 `.bin`/`.pt` checkpoint (unpickling runs code: off by default, safetensors only).
-Recipe entries: `fp32` | `bf16` | `fp16` (default: fp32 on CPU, bf16 on GPU),
-`nf4:llm` (LLM linears in bitsandbytes NF4), `int8:llm` (LLM linears in bitsandbytes int8).
+Recipe: any steps of candidates/recipes.py on the parts `llm`, `encoder`, `adapter`
+(e.g. `["nf4:llm"]`, `["int8-dynamic:llm"]`, `["prune:llm:drop=auto:2"]`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from candidates import recipes
 from harness.memory import tensor_bytes
 from harness.registry import CandidateSpec
 from harness.streaming import transformers_streamer
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-QUANT = {"nf4:llm", "int8:llm"}
-
-
-def parse_recipe(recipe: list[str]) -> tuple[str | None, str | None]:
-    """-> (dtype name or None for the device default, quantization or None)."""
-    dtype = quant = None
-    for step in recipe:
-        if step in DTYPES:
-            dtype = step
-        elif step in QUANT:
-            quant = step
-        else:
-            known = ", ".join(sorted(DTYPES) + sorted(QUANT))
-            raise ValueError(f"salmonn: unknown recipe step {step!r}; known: {known}")
-    return dtype, quant
+# Module paths of the parts recipe steps can target (see candidates/recipes.py).
+PARTS = {"llm": "llm", "encoder": "audio_encoder", "adapter": "window_qformer"}
+# Kept in full precision by bitsandbytes steps whatever the part: tiny but accuracy-critical.
+KEEP_FULL_PRECISION = ["lm_head", "speech_projector", "query_tokens"]
 
 
 def check_checkpoint(path: Path, allow_pickle: bool) -> None:
@@ -55,7 +44,9 @@ class SalmonnCandidate:
 
     def __init__(self, spec: CandidateSpec):
         self.name = spec.name
-        self.dtype_name, self.quant = parse_recipe(spec.recipe)
+        self.steps = recipes.parse(spec.recipe, PARTS)
+        self.calibration: list[Request] = []
+        self.applied: list[dict] = []
         self.model_path = spec.options.get("model_path")
         self.allow_pickle = bool(spec.options.get("allow_pickle", False))
         self.model = None
@@ -69,43 +60,39 @@ class SalmonnCandidate:
             ensure_tiny()
 
     def load(self, device: str) -> None:
-        import torch
-        from transformers import AutoTokenizer, BitsAndBytesConfig, WhisperFeatureExtractor
+        from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         from candidates.salmonn_model import SalmonnForConditionalGeneration
         from candidates.salmonn_tiny import default_tiny_path
 
         path = Path(self.model_path) if self.model_path else default_tiny_path()
         check_checkpoint(path, self.allow_pickle)
-        default = "bf16" if device.startswith("cuda") else "fp32"
-        dtype = getattr(torch, DTYPES[self.dtype_name or default])
-        quant_config = None
-        if self.quant:
-            skip = SalmonnForConditionalGeneration.non_llm_modules
-            if self.quant == "nf4:llm":
-                quant_config = BitsAndBytesConfig(
-                    load_in_4bit=True,
-                    bnb_4bit_quant_type="nf4",
-                    bnb_4bit_compute_dtype=dtype,
-                    llm_int8_skip_modules=skip,
-                )
-            else:
-                quant_config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+        kwargs = recipes.load_kwargs(self.steps, PARTS, device, keep=KEEP_FULL_PRECISION)
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.features = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
         self.model = SalmonnForConditionalGeneration.from_pretrained(
-            path,
-            local_files_only=True,
-            use_safetensors=not self.allow_pickle,
-            dtype=dtype,
-            quantization_config=quant_config,
-            device_map=device if quant_config else None,
+            path, local_files_only=True, use_safetensors=not self.allow_pickle, **kwargs
         )
-        if quant_config is None:
+        if "quantization_config" not in kwargs:
             self.model.to(device)
         self.model.eval()
-        self.dtype = dtype
+        self.dtype = kwargs["dtype"]
+        self.applied = recipes.apply(self.model, self.steps, PARTS, self._hidden_states)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
+
+    def set_calibration(self, requests: list[Request]) -> None:
+        """A few of the suite's requests, for recipes that look at activations (prune auto)."""
+        self.calibration = requests
+
+    def _hidden_states(self, llm) -> list:
+        import torch
+
+        with torch.inference_mode():
+            return [llm(inputs_embeds=self._embed(r), output_hidden_states=True).hidden_states for r in self.calibration]
 
     def weight_bytes(self) -> int:
         return tensor_bytes(self.model)

@@ -7,12 +7,9 @@ tokenizer, feature extractor), so the candidate always goes through `from_pretra
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from harness.paths import cache_dir
+from harness.paths import build_once, cache_dir
 
 TINY_VERSION = "v1"  # bump when the architecture or seed changes, so old caches are not reused
 SEED = 1234
@@ -35,7 +32,7 @@ def default_tiny_path() -> Path:
     return cache_dir() / "models" / f"salmonn-tiny-{TINY_VERSION}"
 
 
-def _corpus() -> list[str]:
+def corpus() -> list[str]:
     lines = [f"{s} {v} {p}" for s, v, p in itertools.product(_SUBJECTS, _VERBS, _PLACES)]
     return lines + _EXTRA * 20
 
@@ -45,7 +42,7 @@ def _build_tokenizer(out: Path):
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_corpus(), vocab_size=VOCAB_SIZE, min_frequency=1, special_tokens=SPECIAL_TOKENS)
+    bpe.train_from_iterator(corpus(), vocab_size=VOCAB_SIZE, min_frequency=1, special_tokens=SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
@@ -72,18 +69,4 @@ def build_tiny(out: Path) -> None:
 
 
 def ensure_tiny(path: Path | None = None) -> Path:
-    """Creates the tiny checkpoint once; concurrent callers race safely (build aside, rename)."""
-    path = path or default_tiny_path()
-    if (path / "config.json").is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
-    try:
-        build_tiny(staging)
-        try:
-            os.replace(staging, path)
-        except OSError:  # another process finished first; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return build_once(path or default_tiny_path(), build_tiny)

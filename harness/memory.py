@@ -98,7 +98,23 @@ def tensor_bytes(module) -> int:
         if id(tensor) not in seen:
             seen.add(id(tensor))
             total += _stored_bytes(tensor)
+    # torch.ao (dynamic-)quantized linears keep weight and bias in packed params, not parameters.
+    from torch.ao.nn.quantized.modules.linear import LinearPackedParams
+
+    for sub in module.modules():
+        if isinstance(sub, LinearPackedParams):
+            for t in sub._weight_bias():
+                if t is not None:
+                    total += t.numel() * t.element_size() + _qscale_bytes(t)
     return total
+
+
+def _qscale_bytes(tensor) -> int:
+    import torch
+
+    if tensor.is_quantized and tensor.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return tensor.q_per_channel_scales().numel() * 8 + tensor.q_per_channel_zero_points().numel() * 8
+    return 0
 
 
 def _stored_bytes(tensor) -> int:

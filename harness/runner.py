@@ -45,6 +45,9 @@ class RunOptions:
     warmup: int = 3
     results: Path = Path("results")
     audio_root: Path | None = None
+    data_format: str | None = None  # json | librispeech | clotho | audiocaps | hf; None: detected
+    audio_dir: Path | None = None  # audio folder of a Clotho / AudioCaps CSV
+    aac_cache: Path | None = None  # aac-metrics cache folder holding the SPICE jars
     skip_invalid: bool = False
     timeout_s: float | None = None
     progress: bool = True
@@ -58,10 +61,15 @@ class SuitePlan:
     dataset: str
     samples: list = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # copied into the suite's run.json block
+    aac_cache: Path | None = None  # where SPICE's jars were looked for (aac suite)
 
 
 def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> list[SuitePlan]:
     """Which samples of which suites to run; raises RunError/DataError before anything loads."""
+    from harness.loaders import load_data
+    from harness.metrics import spice_status
+
     if options.suites:
         unsupported = [s for s in options.suites if s not in tasks]
         if unsupported:
@@ -69,15 +77,17 @@ def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> lis
                 f"candidate {spec.name!r} does not do {', '.join(unsupported)} (it does: {', '.join(sorted(tasks))})"
             )
     if options.data is None:
-        wanted = options.suites or [s for s in SUITES if s in tasks]
+        wanted = options.suites or [s for s in SUITES if s in tasks and SUITES[s].demo_file]
         plans = []
         for name in wanted:
+            if SUITES[name].demo_file is None:
+                raise RunError(f"suite {name!r} has no demo data; pass --data")
             samples, problems = load_annotation_json(SUITES[name].demo_file)
             if problems:
                 raise DataError(SUITES[name].demo_file, problems)
-            plans.append(SuitePlan(SUITES[name], f"demo:{name}", samples))
+            plans.append(SuitePlan(SUITES[name], f"demo:{name}", [s for s in samples if s.task == name]))
     else:
-        samples, problems = load_annotation_json(options.data, options.audio_root)
+        samples, problems = load_data(options.data, options.data_format, options.audio_root, options.audio_dir)
         if problems and not options.skip_invalid:
             raise DataError(Path(options.data), problems)
         present = {s.task for s in samples} | {p.suite for p in problems if p.suite}
@@ -96,6 +106,13 @@ def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> lis
     if options.limit is not None:
         for p in plans:
             p.samples = p.samples[: options.limit]
+    for p in plans:
+        if p.suite.name == "aac" and options.profile == "default":
+            # Detected now, before the model loads, so a long run does not end in a surprise.
+            p.aac_cache = options.aac_cache
+            found, reason = spice_status(options.aac_cache)
+            if found is None and options.progress:
+                print(f"note: {reason}", file=sys.stderr)
     return plans
 
 
@@ -268,6 +285,8 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
+    if status == "ok" and planned and not any(s["n_scored"] for s in suites.values()):
+        status, error = "failed", "every sample failed; see suites.*.failures"
     device = worker.get("device") or options.device
     return {
         "schema_version": SCHEMA_VERSION,
@@ -279,6 +298,8 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "trust_remote_code": bool(spec.options.get("trust_remote_code", False)),
             "allow_pickle": bool(spec.options.get("allow_pickle", False)),
         },
+        "recipe_applied": worker.get("recipe_applied"),
+        "calibration_ids": worker.get("calibration_ids"),
         "profile": options.profile,
         "created_at": created_at,
         "status": status,

@@ -101,6 +101,8 @@ def run_job(job: dict) -> int:
     rss.reset()
     gpu.reset_peak(device)
     with gpu.NvmlPoller(device) as nvml:
+        if getattr(candidate, "needs_calibration", False):
+            summary["calibration_ids"] = _calibrate(candidate, job)
         t0 = time.perf_counter()
         candidate.load(device)
         summary["load_s"] = time.perf_counter() - t0
@@ -130,6 +132,7 @@ def run_job(job: dict) -> int:
     summary["weights_bytes"] = weight_bytes() if weight_bytes else None
     decoder_bytes = getattr(candidate, "decoder_weight_bytes", None)
     summary["decoder_weights_bytes"] = decoder_bytes() if decoder_bytes else None
+    summary["recipe_applied"] = getattr(candidate, "applied", None)
     summary["device_name"] = gpu.device_name(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
@@ -147,6 +150,22 @@ def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_pea
         return max(load_peak["rss_peak_above_baseline_mb"], rss.report()["rss_peak_above_baseline_mb"])
 
     return measure_nota2025(candidate, job["nota_prompt"], sync, peak_mb)
+
+
+def _calibrate(candidate, job: dict, n: int = 4) -> list[str]:
+    """Hands the first few readable samples of the first suite to recipes that need activations."""
+    suite = job["suites"][0]
+    requests = []
+    for sample in suite["samples"]:
+        try:
+            audio, _ = load_audio(sample["audio_path"])
+        except AudioError:
+            continue
+        requests.append(Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"]))
+        if len(requests) == n:
+            break
+    candidate.set_calibration(requests)
+    return [r.sample_id for r in requests]
 
 
 def _warm_up(candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:

@@ -67,3 +67,10 @@ def test_quanto_int4():
     freeze(model)
     counted = tensor_bytes(model)
     assert WEIGHTS / 2 <= counted < WEIGHTS * 0.75
+
+
+def test_torch_ao_dynamic_int8_packed_params():
+    model = torch.ao.quantization.quantize_dynamic(two_linears(), {nn.Linear}, dtype=torch.qint8)
+    assert list(model.parameters()) == []  # all of it lives in packed params
+    # int8 weights (1 byte each, per-tensor scale) + fp32 biases
+    assert tensor_bytes(model) == WEIGHTS + 768 * 4
