@@ -26,6 +26,7 @@ BUILTIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "candidates" / "co
 BUILTIN_FAMILIES = {
     "salmonn": "candidates.salmonn:SalmonnCandidate",
     "faster-whisper": "candidates.faster_whisper_asr:FasterWhisperCandidate",
+    "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
 }
 
 
