@@ -15,7 +15,7 @@ from tests.conftest import bench, run_record_path
 pytestmark = pytest.mark.slow
 
 # 2 samples per suite (CIDEr-D needs 2 clips); whisper-tiny does asr only.
-RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2"}
+RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2", "int8": "2", "pruned": "2", "qwen2-audio-tiny": "2"}
 
 REQUIRED = {
     "": ["schema_version", "run_id", "candidate", "created_at", "status", "profile", "environment", "suites", "efficiency"],
@@ -73,6 +73,18 @@ def test_suites_and_metrics(runs):
     assert records["baseline"]["suites"]["asr"]["metrics"]["wer"] > 0.9
 
 
+def test_recipes_are_recorded_and_shrink_weights(runs):
+    records = {name: rec for name, (rec, _) in runs[1].items()}
+    base = records["baseline"]["efficiency"]["weights_mb"]
+    assert records["int8"]["recipe_applied"] == [{"step": "int8-dynamic:llm"}]
+    assert records["int8"]["efficiency"]["weights_mb"] < 0.6 * base
+    pruned = records["pruned"]["recipe_applied"][0]
+    assert pruned["layers_after"] == pruned["layers_before"] - 2 and len(pruned["dropped_layers"]) == 2
+    assert records["pruned"]["calibration_ids"] == ["asr0001", "asr0002"]  # --limit 2
+    assert records["pruned"]["efficiency"]["weights_mb"] < base
+    assert set(records["qwen2-audio-tiny"]["suites"]) == {"asr", "aac"}
+
+
 def test_memory_fields(runs):
     base = runs[1]["baseline"][0]["efficiency"]
     nf4 = runs[1]["qlora4bit"][0]["efficiency"]
@@ -93,7 +105,7 @@ def test_leaderboard_over_real_runs(runs):
     rows = {r["candidate"]: r for r in json.loads(out.stdout)}
     assert set(rows) == set(RUNS)
     assert rows["whisper-tiny"]["criteria"]["wer"]["rank"] == 1
-    assert rows["whisper-tiny"]["criteria"]["spider"] == {"value": None, "rank": 3, "metric": "cider_d"}
+    assert rows["whisper-tiny"]["criteria"]["spider"] == {"value": None, "rank": len(RUNS), "metric": "cider_d"}
     table = bench("leaderboard", "--results", str(results))
     assert "CIDEr-D" in table.stdout and "whisper-tiny" in table.stdout
 

@@ -1,0 +1,83 @@
+"""Recipe parsing and application on real tiny transformers models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from candidates import recipes
+from candidates.recipes import RecipeError
+from harness.memory import tensor_bytes
+
+PARTS = {"llm": "llm", "encoder": "audio_encoder", "adapter": "window_qformer"}
+
+
+def tiny_llama(layers: int = 6) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("recipe, message", [
+    (["fp64"], "unknown recipe step 'fp64'"),
+    (["nf4:decoder"], "unknown part 'decoder'; this family has llm, encoder, adapter"),
+    (["nf4:llm", "int8:encoder"], "only one bitsandbytes step"),
+    (["bf16", "int8-dynamic:llm"], "cannot be combined with bf16"),
+])
+def test_bad_recipes_are_refused_with_the_step_named(recipe, message):
+    with pytest.raises(RecipeError, match=message):
+        recipes.parse(recipe, PARTS)
+
+
+def test_bitsandbytes_skips_the_other_parts_by_dotted_path():
+    steps = recipes.parse(["bf16", "nf4:encoder"], PARTS)
+    kwargs = recipes.load_kwargs(steps, PARTS, "cpu", keep=["lm_head"])
+    config = kwargs["quantization_config"]
+    assert kwargs["dtype"] == torch.bfloat16 and config.bnb_4bit_quant_type == "nf4"
+    assert config.llm_int8_skip_modules == ["llm", "window_qformer", "lm_head"]
+    assert recipes.load_kwargs([], PARTS, "cpu") == {"dtype": torch.float32}
+    assert recipes.load_kwargs([], PARTS, "cuda") == {"dtype": torch.bfloat16}
+
+
+def test_fixed_prune_drops_the_deep_block_and_still_generates():
+    model = tiny_llama(6)
+    steps = recipes.parse(["prune:llm:drop=2"], {"llm": "llm"})
+    holder = torch.nn.Module()
+    holder.llm = model
+    (done,) = recipes.apply(holder, steps, {"llm": "llm"})
+    assert done["dropped_layers"] == [3, 4] and done["layers_after"] == 4
+    assert len(model.model.layers) == 4 and model.config.num_hidden_layers == 4
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
+    out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
+    assert out.shape == (1, 8)  # the KV cache works with the re-indexed layers
+
+
+def test_auto_prune_picks_the_most_similar_block():
+    # 5 layers, hidden states h0..h5 for one sample; h2 -> h4 barely changes, so the 2-layer block
+    # starting at 2 (layers 2 and 3) is the most redundant.
+    base = torch.eye(8)
+    h = [base[0], base[1], base[2], base[2] + 0.01 * base[3], base[2] + 0.02 * base[4], base[5]]
+    hidden = [tuple(x.view(1, 1, 8) for x in h)]
+    start, distances = recipes.most_similar_block(hidden, 2)
+    assert start == 2 and len(distances) == 3  # blocks at 0, 1, 2 (none includes the last layer)
+    assert distances[0] == pytest.approx(0.5) and distances[2] < 0.02
+
+
+def test_int8_dynamic_on_a_part_shrinks_its_weights():
+    holder = torch.nn.Module()
+    holder.llm = tiny_llama(2)
+    before = tensor_bytes(holder)
+    recipes.apply(holder, recipes.parse(["int8-dynamic:llm"], {"llm": "llm"}), {"llm": "llm"})
+    assert tensor_bytes(holder) < before * 0.6
+    assert holder.llm(torch.tensor([[1, 2]])).logits.shape == (1, 2, 128)
+
+
+def test_prune_bounds():
+    holder = torch.nn.Module()
+    holder.llm = tiny_llama(3)
+    with pytest.raises(RecipeError, match="can drop 1..1 of 3"):
+        recipes.apply(holder, recipes.parse(["prune:llm:drop=2"], {"llm": "llm"}), {"llm": "llm"})
+    with pytest.raises(RecipeError, match="drop=N or drop=auto:N"):
+        recipes.apply(holder, recipes.parse(["prune:llm:drop=x"], {"llm": "llm"}), {"llm": "llm"})
