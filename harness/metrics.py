@@ -65,44 +65,117 @@ def normalize_caption(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", (text or "").lower()).split())
 
 
-def spice_jars(cache: Path | None = None) -> Path | None:
-    """The aac-metrics cache folder when it holds SPICE and its CoreNLP jars and Java is found."""
-    root = cache or Path(os.environ.get("AAC_METRICS_CACHE", Path.home() / ".cache"))
+def _cache_root(cache: Path | None) -> Path:
+    """aac-metrics' cache_path (the folder holding `aac-metrics/`); `--aac-cache` may name either."""
+    if cache is None:
+        return Path(os.environ.get("AAC_METRICS_CACHE", Path.home() / ".cache"))
+    cache = Path(cache).expanduser()
+    return cache.parent if (cache / "spice").is_dir() and cache.name == "aac-metrics" else cache
+
+
+def spice_status(cache: Path | None = None) -> tuple[Path | None, str]:
+    """(cache root, "") when SPICE can run; (None, one-line reason naming the fix) when not."""
+    root = _cache_root(cache)
     spice = root / "aac-metrics" / "spice"
     needed = [spice / "spice-1.0.jar", spice / "lib" / "stanford-corenlp-3.6.0.jar",
               spice / "lib" / "stanford-corenlp-3.6.0-models.jar"]
-    if shutil.which("java") and all(p.is_file() for p in needed):
-        return root
-    return None
+    missing = [str(p.relative_to(root)) for p in needed if not p.is_file()]
+    if missing:
+        return None, (f"SPICE and SPIDEr unavailable: {', '.join(missing)} not found in {root}; "
+                      f"install with {SPICE_INSTALL_HINT}")
+    if not shutil.which("java"):
+        return None, "SPICE and SPIDEr unavailable: Java not found on PATH (SPICE is a Java program)"
+    return root, ""
 
 
-def caption_metrics(candidates: list[str], references: list[list[str]]) -> tuple[dict[str, Any], list[str]]:
-    """CIDEr-D, BLEU-4 and ROUGE-L always; SPICE and SPIDEr only when SPICE can really run.
+def spice_jars(cache: Path | None = None) -> Path | None:
+    """The aac-metrics cache folder when it holds SPICE and its CoreNLP jars and Java is found."""
+    return spice_status(cache)[0]
 
-    Returns (metrics, notices). SPICE/SPIDEr are None, never estimated, when unavailable.
+
+def _spice(cands: list[str], refs: list[list[str]], root: Path):
+    """aac-metrics' SPICE, minus its Java version check.
+
+    aac-metrics 0.5.4 (utils/checks.py) accepts Java 8 to 13 only, but the SPICE 1.0 jar runs on
+    newer Java (17 here); that one check is patched out for this call, nothing else changes.
     """
+    import importlib
+    from unittest import mock
+
+    module = importlib.import_module("aac_metrics.functional.spice")
+    (root / "aac-metrics" / "spice" / "cache").mkdir(exist_ok=True)  # its install check wants it
+    with mock.patch.object(module, "check_java_path", lambda _path: True):
+        corpus, sents = module.spice(cands, refs, return_all_scores=True, cache_path=str(root),
+                                     java_path=shutil.which("java"))
+    return float(corpus["spice"]), sents["spice"].numpy()
+
+
+def caption_scores(candidates: list[str], references: list[list[str]], aac_cache: Path | None = None):
+    """(metrics, notices, per-sample scores). CIDEr-D, BLEU-4 and ROUGE-L always; SPICE and SPIDEr
+    only when SPICE can really run (SPIDEr = (CIDEr-D + SPICE) / 2), else None, never estimated.
+
+    All references of a clip are used. Per-sample arrays (`cider_d`, `spice`, `spider`) feed
+    the bootstrap intervals.
+    """
+    import numpy as np
     from aac_metrics.functional import bleu, cider_d, rouge_l
 
     cands = [normalize_caption(c) for c in candidates]
     refs = [[normalize_caption(r) for r in rs] for rs in references]
     metrics: dict[str, Any] = {"cider_d": None, "spice": None, "spider": None}
+    per_sample: dict[str, Any] = {}
     notices: list[str] = []
     if len(cands) >= 2:
-        metrics["cider_d"] = float(cider_d(cands, refs)[0]["cider_d"])
+        corpus, sents = cider_d(cands, refs, return_all_scores=True)
+        metrics["cider_d"] = float(corpus["cider_d"])
+        per_sample["cider_d"] = sents["cider_d"].numpy()
     else:  # its IDF weights come from the whole corpus of references
         notices.append("CIDEr-D needs at least 2 scored clips; not computed")
     metrics["bleu_4"] = float(bleu(cands, refs, n=4)[0]["bleu_4"])
     metrics["rouge_l"] = float(rouge_l(cands, refs)[0]["rouge_l"])
-    cache = spice_jars()
-    if cache is None:
-        notices.append(f"SPICE and SPIDEr unavailable: SPICE jars or Java not found; install with {SPICE_INSTALL_HINT}")
-        return metrics, notices
+    metrics["n_references"] = max((len(r) for r in refs), default=0)
+    root, reason = spice_status(aac_cache)
+    if root is None:
+        notices.append(reason)
+        return metrics, notices, per_sample
     try:
-        from aac_metrics.functional import spice
-
-        metrics["spice"] = float(spice(cands, refs, cache_path=str(cache))[0]["spice"])
+        metrics["spice"], per_sample["spice"] = _spice(cands, refs, root)
         if metrics["cider_d"] is not None:
             metrics["spider"] = (metrics["cider_d"] + metrics["spice"]) / 2
+            per_sample["spider"] = (per_sample["cider_d"] + np.asarray(per_sample["spice"])) / 2
     except Exception as err:  # a Java or jar problem must not lose the other metrics
         notices.append(f"SPICE failed ({type(err).__name__}: {err}); SPIDEr not computed")
+    return metrics, notices, per_sample
+
+
+def caption_metrics(candidates: list[str], references: list[list[str]],
+                    aac_cache: Path | None = None) -> tuple[dict[str, Any], list[str]]:
+    """CIDEr-D, BLEU-4, ROUGE-L, SPICE, SPIDEr (see `caption_scores`); returns (metrics, notices)."""
+    metrics, notices, _ = caption_scores(candidates, references, aac_cache)
     return metrics, notices
+
+
+def wer_per_sample(refs: list[str], hyps: list[str]):
+    """Per-sample (errors, reference words) of normalized texts, from one jiwer alignment.
+
+    Sums give exactly `wer_of_normalized`'s corpus WER; empty references count their hypothesis
+    words as insertions over 0 words.
+    """
+    import jiwer
+    import numpy as np
+
+    errors = np.zeros(len(refs), dtype=np.int64)
+    words = np.zeros(len(refs), dtype=np.int64)
+    kept = [i for i, r in enumerate(refs) if r.strip()]
+    for i, h in enumerate(hyps):
+        if not refs[i].strip():
+            errors[i] = len(h.split())
+    if kept:
+        out = jiwer.process_words([refs[i] for i in kept], [hyps[i] for i in kept])
+        for k, (i, chunks) in enumerate(zip(kept, out.alignments, strict=True)):
+            words[i] = len(out.references[k])
+            errors[i] = sum(
+                (c.hyp_end_idx - c.hyp_start_idx) if c.type == "insert" else (c.ref_end_idx - c.ref_start_idx)
+                for c in chunks if c.type != "equal"
+            )
+    return errors, words

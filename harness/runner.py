@@ -234,6 +234,7 @@ def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dic
             suite["dataset"],
             [Sample(s["sample_id"], suite["name"], s["audio_path"], s["references"]) for s in suite["samples"]],
             [Problem(q["where"], q["reason"], q["sample_id"], suite["name"]) for q in suite["skipped"]],
+            aac_cache=options.aac_cache,
         )
         for suite in job["suites"]
     ]
@@ -310,6 +311,9 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "warmup": options.warmup,
             "limit": options.limit,
             "data": str(options.data) if options.data else "demo",
+            "data_format": options.data_format,
+            "audio_dir": str(options.audio_dir) if options.audio_dir else None,
+            "aac_cache": str(options.aac_cache) if options.aac_cache else None,
             "skip_invalid": options.skip_invalid,
             "timeout_s": options.timeout_s,
             "sample_timeout_s": options.sample_timeout_s,

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.metrics import caption_metrics, wer_metrics
+from harness import bootstrap
+from harness.data import dataset_hash
+from harness.metrics import (
+    caption_metrics,
+    caption_scores,
+    normalize_transcript,
+    wer_metrics,
+    wer_of_normalized,
+    wer_per_sample,
+)
 from harness.profiles import nota_caption, nota_wer
 from harness.roofline import roofline
 from harness.timing import latency_ms, summarize
@@ -16,8 +25,14 @@ SCORERS = {
 
 
 def score_suite(plan, predictions: list[dict], profile: str = "default") -> dict[str, Any]:
-    """Quality metrics over the samples that produced a prediction; failures are counted."""
-    name = plan.suite.name
+    """Quality metrics over the samples that produced a prediction; failures are counted.
+
+    Besides `metrics`, the block names the suite's `primary_metric` and its direction, whether
+    it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned samples
+    and bootstrap 95% intervals in `metrics_ci` (default profile).
+    """
+    suite = plan.suite
+    name = suite.name
     by_id = {r["sample_id"]: r for r in predictions if r.get("task") == name}
     records = [by_id[s.sample_id] for s in plan.samples if s.sample_id in by_id]
     ok = [r for r in records if r.get("error") is None]
@@ -26,30 +41,80 @@ def score_suite(plan, predictions: list[dict], profile: str = "default") -> dict
     not_run = [s.sample_id for s in plan.samples if s.sample_id not in by_id]
     block: dict[str, Any] = {
         "dataset": plan.dataset,
+        "dataset_hash": dataset_hash(plan.samples),
+        "primary_metric": suite.primary_metric,
+        "higher_is_better": suite.higher_is_better,
+        "extra": suite.extra,
         "n_samples": len(plan.samples) + len(plan.skipped),
         "n_scored": len(ok),
         "n_failed": len(failures) + len(not_run),
         "n_predicted": len(records),
         "failures": failures,
         "not_run": not_run,
-        "notices": [],
+        "notices": list(getattr(plan, "notices", [])),
         "metrics": {},
+        "metrics_ci": {},
     }
     scorable = [r for r in ok if r.get("references")]
     if not scorable:
         block["notices"].append("no sample with a prediction and a reference: nothing to score")
         return block
     hyps = [r["prediction"] or "" for r in scorable]
-    scorer = SCORERS[profile][name]
+    refs = [r["references"] for r in scorable]
     try:
-        if name == "asr":
-            block["metrics"] = scorer([r["references"][0] for r in scorable], hyps)
+        if profile == "default" and name == "asr":
+            block["metrics"], block["metrics_ci"] = _score_asr([r[0] for r in refs], hyps)
+        elif profile == "default" and name == "aac":
+            metrics, notices, per_sample = caption_scores(hyps, refs, getattr(plan, "aac_cache", None))
+            block["metrics"], block["metrics_ci"] = metrics, _mean_cis(per_sample)
+            block["notices"] += notices
+        elif name in SCORERS.get(profile, {}):
+            scorer = SCORERS[profile][name]
+            if name == "asr":
+                block["metrics"] = scorer([r[0] for r in refs], hyps)
+            else:
+                block["metrics"], notices = scorer(hyps, refs)
+                block["notices"] += notices
         else:
-            block["metrics"], block["notices"] = scorer(hyps, [r["references"] for r in scorable])
+            block["metrics"], block["metrics_ci"], notices = _score_plugin(suite, hyps, refs)
+            block["notices"] += notices
     except Exception as err:  # keep the record (and the predictions) even when a metric breaks
         block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
     block["efficiency"] = _timings(ok)
     return block
+
+
+def _score_asr(refs: list[str], hyps: list[str]) -> tuple[dict, dict]:
+    """Corpus WER and the bootstrap interval of corpus WER from per-sample edit counts."""
+    refs = [normalize_transcript(r) for r in refs]
+    hyps = [normalize_transcript(h) for h in hyps]
+    metrics = wer_of_normalized(refs, hyps)
+    errors, words = wer_per_sample(refs, hyps)
+    ci = bootstrap.ratio_ci(errors, words)
+    return metrics, ({"wer": ci} if ci else {})
+
+
+def _mean_cis(per_sample: dict) -> dict:
+    """Intervals of per-sample means. For CIDEr-D this is an approximation: its IDF weights come
+    from the whole corpus, and are not recomputed per draw (the per-sample scores are computed
+    once on the full set); the accepted practice for caption metrics."""
+    if not per_sample:
+        return {}
+    n = len(next(iter(per_sample.values())))
+    idx = bootstrap.draw_indices(n) if n >= 2 else None
+    cis = {k: bootstrap.mean_ci(v, indices=idx) for k, v in per_sample.items() if len(v) == n}
+    return {k: v for k, v in cis.items() if v is not None}
+
+
+def _score_plugin(suite, hyps: list[str], refs: list[list[str]]) -> tuple[dict, dict, list[str]]:
+    """A plugin suite's metric; a `per_sample` entry ({metric: [score per sample]}) gives intervals."""
+    out = suite.metric(hyps, refs)
+    metrics, notices = out if isinstance(out, tuple) else (out, [])
+    metrics = dict(metrics)
+    per_sample = metrics.pop("per_sample", None) or {}
+    if suite.primary_metric not in metrics:
+        notices = [*notices, f"metric function returned no {suite.primary_metric!r} (the primary metric)"]
+    return metrics, _mean_cis(per_sample), list(notices)
 
 
 def _timings(records: list[dict]) -> dict[str, Any]:

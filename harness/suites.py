@@ -1,28 +1,58 @@
-"""Evaluation suites: which task, which prompt, how to score it."""
+"""Evaluation suites: which task, which prompt, how to score it.
+
+The built-in suites are `asr` and `aac`. Third-party packages add suites through the entry-point
+group `lalm_bench.suites`; the object an entry point names is a `Suite`, or a callable (a class
+or factory) returning one:
+
+```toml
+[project.entry-points."lalm_bench.suites"]
+beep = "my_package.suites:BEEP_SUITE"
+```
+
+A plugin suite gives its `metric(predictions, references) -> dict` (or `(dict, notices)`), with
+`predictions` a list of strings and `references` a list of reference lists, and names the key of
+that dict that ranks (`primary_metric`, `higher_is_better`). Plugin suites are `extra`: the
+leaderboard ranks their primary metric in its "extra" criterion.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 DEMO_DATA = Path(__file__).parent / "demo_data"
+ENTRY_POINT_GROUP = "lalm_bench.suites"
+
+# metric(predictions, references) -> {"name": value, ...} or ({...}, ["notice", ...])
+Metric = Callable[[list[str], list[list[str]]], Any]
 
 
 @dataclass(frozen=True)
 class Suite:
-    name: str
+    name: str  # also the task name handed to candidates in `Request.task`
     description: str
     prompt: str  # the instruction given to instruction-following candidates
     max_new_tokens: int
     primary_metric: str
     higher_is_better: bool
-    annotation_tasks: tuple[str, ...]  # `task` values in annotation JSON that map here
-    demo_file: Path
+    annotation_tasks: tuple[str, ...] = ()  # `task` values in annotation JSON that map here
+    demo_file: Path | None = None  # annotation JSON run when no --data is given
+    metric: Metric | None = None  # None for the built-ins (scored in harness.scoring)
+    extra: bool = True  # not one of the competition's two named tasks
+
+    def __post_init__(self):
+        if not self.annotation_tasks:
+            object.__setattr__(self, "annotation_tasks", (self.name,))
 
 
 # Prompts are the competition's (DESIGN.md section 5), typo included, so scores are comparable.
-SUITES: dict[str, Suite] = {
-    "asr": Suite(
+BUILTIN_SUITES: tuple[Suite, ...] = (
+    Suite(
         name="asr",
         description="Speech recognition, scored by corpus WER after the Whisper normalizer",
         prompt="Recognize the speech and give me the transcription.",
@@ -31,8 +61,9 @@ SUITES: dict[str, Suite] = {
         higher_is_better=False,
         annotation_tasks=("asr",),
         demo_file=DEMO_DATA / "asr.json",
+        extra=False,
     ),
-    "aac": Suite(
+    Suite(
         name="aac",
         description="Audio captioning, scored by SPIDEr (CIDEr-D when SPICE is unavailable)",
         prompt="Please write down what your hear in the audio.",
@@ -41,13 +72,63 @@ SUITES: dict[str, Suite] = {
         higher_is_better=True,
         annotation_tasks=("aac", "audiocaption_v2", "audiocaption"),
         demo_file=DEMO_DATA / "aac.json",
+        extra=False,
     ),
-}
+)
+
+# Entry points that could not be loaded, as "name: reason" (shown by `bench.py suites`).
+PLUGIN_ERRORS: list[str] = []
+
+
+@lru_cache(maxsize=1)
+def all_suites() -> dict[str, Suite]:
+    """Built-in suites, then every suite registered under `lalm_bench.suites`."""
+    suites = {s.name: s for s in BUILTIN_SUITES}
+    PLUGIN_ERRORS.clear()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            suite = obj if isinstance(obj, Suite) else obj()
+            if not isinstance(suite, Suite):
+                raise TypeError(f"expected a harness.suites.Suite, got {type(suite).__name__}")
+            if suite.name in suites:
+                raise ValueError(f"suite name {suite.name!r} is already registered")
+            if suite.metric is None:
+                raise ValueError("a plugin suite needs a metric function")
+        except Exception as err:  # one broken plugin must not take the built-in suites down
+            PLUGIN_ERRORS.append(f"{ep.name} ({ep.value}): {type(err).__name__}: {err}")
+            print(f"warning: suite plugin {ep.name!r} not loaded: {err}", file=sys.stderr)
+            continue
+        suites[suite.name] = suite
+    return suites
+
+
+def get_suite(name: str) -> Suite:
+    suites = all_suites()
+    if name not in suites:
+        raise ValueError(f"unknown suite {name!r}; known: {', '.join(suites)}")
+    return suites[name]
+
+
+class _Registry(Mapping):
+    """`SUITES[name]`, `for name in SUITES`, `SUITES.values()`: a live view of `all_suites()`."""
+
+    def __getitem__(self, name: str) -> Suite:
+        return all_suites()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(all_suites())
+
+    def __len__(self) -> int:
+        return len(all_suites())
+
+
+SUITES: Mapping[str, Suite] = _Registry()
 
 
 def suite_for_task(task: str) -> Suite | None:
     """Maps an annotation `task` value to its suite."""
-    for suite in SUITES.values():
+    for suite in all_suites().values():
         if task in suite.annotation_tasks:
             return suite
     return None
