@@ -1,19 +1,32 @@
 """Leaderboard: read run records, rank candidates by weighted criterion ranks, render reports.
 
 Never imports torch, transformers, harness or candidates: it only reads run.json files.
+
+Notebook use::
+
+    import leaderboard as lb
+    df = lb.load_results("results")            # one row per run, flattened metric columns
+    rows = lb.rank(df, "nota2025")             # or a .toml file, or "wer=1,memory=2"
+    lb.to_frame(rows)                          # the ranked table as a DataFrame
 """
 
+from leaderboard.board import Section, build
+from leaderboard.grouping import Group, group_runs
+from leaderboard.profiles import WeightProfile, builtin_profiles, load_profile
 from leaderboard.ranking import (
     CRITERIA,
     PROFILES,
     Criterion,
     CriterionValue,
+    Delta,
     LeaderboardRow,
+    criteria_notes,
     parse_weights,
     rank,
+    to_frame,
 )
-from leaderboard.render import FORMATS, score_rule, to_json, to_table
-from leaderboard.results import group_by_profile, latest_per_candidate, load_runs
+from leaderboard.render import FORMATS, cells, footer_lines, score_rule, to_json, to_table
+from leaderboard.results import group_by_profile, latest_per_candidate, load_results, load_runs
 
 __all__ = [
     "CRITERIA",
@@ -21,13 +34,26 @@ __all__ = [
     "PROFILES",
     "Criterion",
     "CriterionValue",
+    "Delta",
+    "Group",
     "LeaderboardRow",
+    "Section",
+    "WeightProfile",
+    "build",
+    "builtin_profiles",
+    "cells",
+    "criteria_notes",
+    "footer_lines",
     "group_by_profile",
+    "group_runs",
     "latest_per_candidate",
+    "load_profile",
+    "load_results",
     "load_runs",
     "parse_weights",
     "rank",
     "score_rule",
+    "to_frame",
     "to_json",
     "to_table",
 ]

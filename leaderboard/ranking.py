@@ -3,6 +3,9 @@
 This is the competition's rule (lower score is better), so the table is directly comparable
 with its public leaderboard. pandas is imported inside ``rank`` only, to keep
 ``import leaderboard`` (and ``bench.py --help``) fast.
+
+``rank`` ranks the runs it is given as ONE comparable set; splitting runs into fair groups
+(profile, device kind, datasets) is ``leaderboard.grouping``'s job.
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from leaderboard.profiles import (
+    ALIASES,
+    DEFAULT_PROFILE,
+    WeightProfile,
+    load_profile,
+)
 from leaderboard.results import latest_per_candidate
 
 Direction = Literal["min", "max"]
+CORE_SUITES = ("asr", "aac")
 
 
 def _number(value: Any) -> float | None:
@@ -26,18 +36,36 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _node(run: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    node: Any = run
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
 def _path(*keys: str) -> Callable[[Mapping[str, Any]], float | None]:
     """Build an extractor that walks nested dicts and returns a number or None."""
+    return lambda run: _number(_node(run, keys))
 
-    def extract(run: Mapping[str, Any]) -> float | None:
-        node: Any = run
-        for key in keys:
-            if not isinstance(node, Mapping):
-                return None
-            node = node.get(key)
-        return _number(node)
+
+def _interval(*keys: str) -> Callable[[Mapping[str, Any]], tuple[float, float] | None]:
+    """Build an extractor for a [lo, hi] bootstrap interval, or None."""
+
+    def extract(run: Mapping[str, Any]) -> tuple[float, float] | None:
+        node = _node(run, keys)
+        if isinstance(node, (list, tuple)) and len(node) == 2:
+            lo, hi = _number(node[0]), _number(node[1])
+            if lo is not None and hi is not None:
+                return (lo, hi)
+        return None
 
     return extract
+
+
+def _no_interval(run: Mapping[str, Any]) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,8 @@ class Criterion:
     direction: Direction  # "min": lower is better
     extract: Callable[[Mapping[str, Any]], float | None]
     metric: str = ""  # which metric is actually ranked (differs from key on fallback)
+    ci: Callable[[Mapping[str, Any]], tuple[float, float] | None] = _no_interval
+    suite: str | None = None  # for the extra criterion: which suite
 
     def __post_init__(self) -> None:
         if self.direction not in ("min", "max"):
@@ -55,8 +85,14 @@ class Criterion:
             object.__setattr__(self, "metric", self.key)
 
 
-WER = Criterion("wer", "WER", "min", _path("suites", "asr", "metrics", "wer"))
-SPIDER = Criterion("spider", "SPIDEr", "max", _path("suites", "aac", "metrics", "spider"))
+WER = Criterion(
+    "wer", "WER", "min", _path("suites", "asr", "metrics", "wer"),
+    ci=_interval("suites", "asr", "metrics_ci", "wer"),
+)
+SPIDER = Criterion(
+    "spider", "SPIDEr", "max", _path("suites", "aac", "metrics", "spider"),
+    ci=_interval("suites", "aac", "metrics_ci", "spider"),
+)
 # SPIDEr needs SPICE, which cannot run without the CoreNLP 3.6.0 jars (DESIGN.md section 5);
 # then CIDEr-D, the other half of SPIDEr, is ranked in its place and says so.
 CIDER_D_FALLBACK = replace(
@@ -64,72 +100,103 @@ CIDER_D_FALLBACK = replace(
     label="CIDEr-D (SPIDEr n/a)",
     extract=_path("suites", "aac", "metrics", "cider_d"),
     metric="cider_d",
+    ci=_interval("suites", "aac", "metrics_ci", "cider_d"),
 )
 MEMORY = Criterion("memory_mb", "Memory MB", "min", _path("efficiency", "peak_memory_mb"))
 LATENCY = Criterion("latency_ms", "Latency ms", "min", _path("efficiency", "latency_ms"))
 
 CRITERIA: dict[str, Criterion] = {c.key: c for c in (WER, SPIDER, MEMORY, LATENCY)}
-ALIASES = {"memory": "memory_mb", "latency": "latency_ms"}
-PROFILES: dict[str, dict[str, float]] = {
-    # The competition's weights: efficiency counts twice as much as quality.
-    "nota2025": {"wer": 1.0, "spider": 1.0, "memory_mb": 2.0, "latency_ms": 2.0},
-}
-DEFAULT_PROFILE = "nota2025"
+# Kept for callers of the earlier API; profiles live in leaderboard/builtin_profiles/*.toml.
+PROFILES: dict[str, dict[str, float]] = {DEFAULT_PROFILE: dict(load_profile(DEFAULT_PROFILE).weights)}
+
+__all__ = ["ALIASES", "CRITERIA", "PROFILES", "Criterion", "rank", "parse_weights"]
 
 
-def parse_weights(spec: str | Mapping[str, float] | None = None) -> dict[str, float]:
-    """Turn a profile name, a "wer=1,memory=2,..." string or a mapping into full weights.
+def parse_weights(spec: str | Mapping[str, float] | WeightProfile | None = None) -> dict[str, float]:
+    """Weights of any profile form (name, TOML file, "wer=1,memory=2" string, mapping)."""
+    return dict(load_profile(spec).weights)
 
-    Criteria left out get weight 0: they are still shown in the table but not scored.
+
+# ---------------------------------------------------------------- the extra criterion
+
+
+def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Direction]]:
+    """Suites beyond ASR/captioning that the runs carry: name -> (primary metric, direction).
+
+    A suite counts as extra when its block says ``"extra": true`` (or is not asr/aac and says
+    nothing) and names its ``primary_metric``; ``higher_is_better`` gives the direction (the
+    first run that has the suite decides).
     """
-    if spec is None:
-        spec = DEFAULT_PROFILE
-    if isinstance(spec, str):
-        text = spec.strip()
-        if text in PROFILES:
-            return dict(PROFILES[text])
-        if "=" not in text:
-            raise ValueError(
-                f"unknown weight profile {text!r}; use one of {', '.join(sorted(PROFILES))} "
-                "or a string like 'wer=1,spider=1,memory=2,latency=2'"
-            )
-        pairs: list[tuple[str, str]] = []
-        for part in text.split(","):
-            name, sep, number = part.partition("=")
-            if not sep or not name.strip():
-                raise ValueError(f"bad weight {part.strip()!r}: expected NAME=NUMBER")
-            pairs.append((name.strip(), number.strip()))
-    else:
-        pairs = [(str(k), v) for k, v in spec.items()]
+    found: dict[str, tuple[str, Direction]] = {}
+    for run in runs:
+        for name, block in (run.get("suites") or {}).items():
+            if name in found or not isinstance(block, Mapping):
+                continue
+            flag = block.get("extra")
+            if not (flag is True or (flag is None and name not in CORE_SUITES)):
+                continue
+            metric = block.get("primary_metric")
+            if not isinstance(metric, str) or not metric:
+                continue
+            direction: Direction = "max" if block.get("higher_is_better", True) else "min"
+            found[name] = (metric, direction)
+    return dict(sorted(found.items()))
 
-    weights = dict.fromkeys(CRITERIA, 0.0)
-    seen: set[str] = set()
-    for name, raw in pairs:
-        key = ALIASES.get(name.lower(), name.lower())
-        if key not in CRITERIA:
-            known = sorted({*CRITERIA, *ALIASES})
-            raise ValueError(f"unknown criterion {name!r}; known: {', '.join(known)}")
-        if key in seen:
-            raise ValueError(f"criterion {key!r} is given more than once")
-        seen.add(key)
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"weight for {name!r} is not a number: {raw!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"weight for {name!r} must be a finite number >= 0, got {raw!r}")
-        weights[key] = value
-    if not any(weights.values()):
-        raise ValueError("at least one weight must be greater than 0")
-    return weights
+
+def extra_criterion(runs: list[Mapping[str, Any]]) -> Criterion | None:
+    suites = extra_suites(runs)
+    if not suites:
+        return None
+    name, (metric, direction) = next(iter(suites.items()))
+    return Criterion(
+        "extra", f"{name}: {metric}", direction, _path("suites", name, "metrics", metric),
+        metric=metric, ci=_interval("suites", name, "metrics_ci", metric), suite=name,
+    )
+
+
+def criteria_notes(runs: list[Mapping[str, Any]]) -> list[str]:
+    """Lines for the table header: which suite the extra criterion ranks, and what it leaves out."""
+    suites = extra_suites(runs)
+    if not suites:
+        return []
+    (first, (metric, direction)), *others = suites.items()
+    better = "higher" if direction == "max" else "lower"
+    note = f"Extra criterion: suite {first!r}, metric {metric} ({better} is better)"
+    if others:
+        note += "; other extra suites shown nowhere in the ranking: " + ", ".join(n for n, _ in others)
+    return [note]
+
+
+def resolve_criteria(runs: list[Mapping[str, Any]]) -> list[Criterion]:
+    """The criteria to rank these runs on: CIDEr-D fallback applied, extra added when present."""
+    spider_missing_everywhere = all(SPIDER.extract(run) is None for run in runs)
+    criteria = [
+        CIDER_D_FALLBACK if c is SPIDER and spider_missing_everywhere else c
+        for c in CRITERIA.values()
+    ]
+    extra = extra_criterion(runs)
+    return criteria + ([extra] if extra else [])
+
+
+# ---------------------------------------------------------------- rows
 
 
 @dataclass(frozen=True)
 class CriterionValue:
     value: float | None  # None: the run has no value (shown as n/a, ranked last)
-    rank: int
+    rank: float  # an int, or a half-integer under ties = "average"
     metric: str  # the metric actually ranked, e.g. "cider_d" for the spider criterion
     weight: float = 0.0  # kept with the row so reports can print the scoring rule
+    ci: tuple[float, float] | None = None  # bootstrap interval, when the run has one
+    label: str = ""  # column header
+    direction: Direction = "min"
+    suite: str | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    value: float | None  # None when either side has no value
+    unit: Literal["pt", "x", "diff"]  # pt: percentage points; x: ratio; diff: difference
 
 
 @dataclass(frozen=True)
@@ -139,24 +206,68 @@ class LeaderboardRow:
     rank: int
     score: float
     criteria: dict[str, CriterionValue] = field(default_factory=dict)
+    reference: str | None = None  # the candidate the deltas are relative to
+    deltas: dict[str, Delta] = field(default_factory=dict)
+    ties: str = "min"
 
 
-def resolve_criteria(runs: list[Mapping[str, Any]]) -> list[Criterion]:
-    """The criteria to rank these runs on, with the CIDEr-D fallback applied if needed."""
-    spider_missing_everywhere = all(SPIDER.extract(run) is None for run in runs)
-    return [
-        CIDER_D_FALLBACK if c is SPIDER and spider_missing_everywhere else c
-        for c in CRITERIA.values()
-    ]
+def _delta(key: str, value: float | None, ref: float | None) -> Delta:
+    if key in ("memory_mb", "latency_ms"):
+        ok = value is not None and ref is not None and ref > 0
+        return Delta(value / ref if ok else None, "x")  # type: ignore[operator]
+    ok = value is not None and ref is not None
+    if key == "wer":
+        return Delta((value - ref) * 100 if ok else None, "pt")  # type: ignore[operator]
+    return Delta(value - ref if ok else None, "diff")  # type: ignore[operator]
+
+
+def _as_rank(value: float) -> float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+# ---------------------------------------------------------------- DataFrame input
+
+
+def runs_from_frame(frame: Any) -> list[dict[str, Any]]:
+    """Rebuild nested run records from ``load_results``' flattened DataFrame."""
+    runs = []
+    for flat in frame.to_dict(orient="records"):
+        run: dict[str, Any] = {}
+        for column, value in flat.items():
+            if isinstance(value, float) and math.isnan(value):
+                continue  # a column another run has
+            node = run
+            *parents, leaf = str(column).split(".")
+            for part in parents:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = node[part] = {}
+                node = child
+            node[leaf] = value
+        runs.append(run)
+    return runs
+
+
+# ---------------------------------------------------------------- ranking
 
 
 def rank(
-    runs: list[dict[str, Any]], weights: str | Mapping[str, float] | None = None
+    runs: Any,
+    weights: str | Mapping[str, float] | WeightProfile | None = None,
+    baseline: str | None = "baseline",
 ) -> list[LeaderboardRow]:
-    """Rank the newest non-failed run of each candidate; rows sorted by rank, then name."""
+    """Rank the newest non-failed run of each candidate; rows sorted by rank, then name.
+
+    ``runs``: run records (dicts) or the DataFrame of ``load_results``. ``weights``: any
+    profile form (see ``leaderboard.profiles``). ``baseline``: the candidate the deltas are
+    relative to; no deltas when it is None or not among the runs.
+    """
     import pandas as pd  # lazy: see module docstring
 
-    weights = parse_weights(weights)
+    if isinstance(runs, pd.DataFrame):
+        runs = runs_from_frame(runs)
+    profile = load_profile(weights)
+    weights_ = profile.weights
     runs = latest_per_candidate([r for r in runs if r.get("status") != "failed"])
     if not runs:
         return []
@@ -169,30 +280,65 @@ def rank(
     )
     ranks = pd.DataFrame(index=names)
     for c in criteria:
-        # Ties share the lowest rank (1, 1, 3); a missing value gets the worst rank N.
-        ranked = values[c.key].rank(method="min", ascending=c.direction == "min")
-        ranks[c.key] = ranked.fillna(n).astype(int)
+        # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under
+        # ties = "average"; a missing value gets the worst rank N.
+        ranked = values[c.key].rank(method=profile.ties, ascending=c.direction == "min")
+        ranks[c.key] = ranked.fillna(n)
 
-    score = sum(ranks[c.key] * weights[c.key] for c in criteria)
+    score = sum(ranks[c.key] * weights_[c.key] for c in criteria)
     # Round before ranking so that e.g. 0.1*3 and 0.3 tie as they should.
     final = score.round(9).rank(method="min").astype(int)
 
-    rows = [
-        LeaderboardRow(
-            candidate=name,
-            run_id=run["run_id"],
-            rank=int(final[name]),
-            score=float(round(score[name], 9)),
-            criteria={
-                c.key: CriterionValue(
-                    value=_number(values.at[name, c.key]),  # NaN -> None
-                    rank=int(ranks.at[name, c.key]),
-                    metric=c.metric,
-                    weight=weights[c.key],
-                )
+    ref = baseline if baseline in names else None
+    rows = []
+    for name, run in zip(names, runs, strict=True):
+        cvs = {
+            c.key: CriterionValue(
+                value=_number(values.at[name, c.key]),  # NaN -> None
+                rank=_as_rank(ranks.at[name, c.key]),
+                metric=c.metric,
+                weight=weights_[c.key],
+                ci=c.ci(run),
+                label=c.label,
+                direction=c.direction,
+                suite=c.suite,
+            )
+            for c in criteria
+        }
+        deltas = {}
+        if ref is not None:
+            deltas = {
+                c.key: _delta(c.key, _number(values.at[name, c.key]), _number(values.at[ref, c.key]))
                 for c in criteria
-            },
+            }
+        rows.append(
+            LeaderboardRow(
+                candidate=name,
+                run_id=run["run_id"],
+                rank=int(final[name]),
+                score=float(round(score[name], 9)),
+                criteria=cvs,
+                reference=ref,
+                deltas=deltas,
+                ties=profile.ties,
+            )
         )
-        for name, run in zip(names, runs, strict=True)
-    ]
     return sorted(rows, key=lambda row: (row.rank, row.candidate))
+
+
+def to_frame(rows: list[LeaderboardRow]) -> Any:
+    """Ranked rows as a DataFrame (one row per candidate): for notebooks."""
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {"rank": row.rank, "candidate": row.candidate, "score": row.score, "run_id": row.run_id}
+        for key, cv in row.criteria.items():
+            record[key] = cv.value
+            record[f"{key}_rank"] = cv.rank
+            if cv.ci is not None:
+                record[f"{key}_ci_lo"], record[f"{key}_ci_hi"] = cv.ci
+        for key, delta in row.deltas.items():
+            record[f"{key}_delta_{delta.unit}"] = delta.value
+        records.append(record)
+    return pd.DataFrame.from_records(records)

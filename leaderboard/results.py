@@ -18,7 +18,7 @@ STATUSES = ("ok", "partial", "failed")
 REQUIRED_KEYS = ("run_id", "candidate", "status")
 
 
-def load_runs(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """Return (rankable run records, warnings) for every ``<results_dir>/*/run.json``.
 
     Folders without run.json are ignored silently (a run still in progress, or unrelated).
@@ -45,7 +45,7 @@ def load_runs(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]
         if problem:
             warnings.append(f"{path}: skipped, {problem}")
             continue
-        if record["status"] == "failed":
+        if record["status"] == "failed" and not include_failed:
             warnings.append(
                 f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
                 "failed; not ranked"
@@ -110,6 +110,22 @@ def _parse_time(value: Any) -> datetime:
         return _EPOCH
     # Naive timestamps are taken as UTC so they compare with aware ones.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def load_results(results_dir: str | Path, include_failed: bool = False) -> Any:
+    """Every run record under ``results_dir`` as a pandas DataFrame, one row per run.
+
+    Nested keys are flattened into dotted columns (``suites.asr.metrics.wer``,
+    ``efficiency.latency_ms``, ``environment.threads``...). All runs are kept, not only the
+    newest per candidate; ``leaderboard.rank(df, profile)`` picks those. Skipped records'
+    warnings are in ``df.attrs["warnings"]``.
+    """
+    import pandas as pd
+
+    runs, warnings = load_runs(results_dir, include_failed=include_failed)
+    frame = pd.json_normalize(runs, sep=".") if runs else pd.DataFrame(columns=list(REQUIRED_KEYS))
+    frame.attrs["warnings"] = warnings
+    return frame
 
 
 def group_by_profile(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

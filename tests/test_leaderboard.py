@@ -313,15 +313,16 @@ def test_non_numeric_metric_is_missing_not_a_crash():
 
 
 def test_parse_weights_profile_string_and_aliases():
-    expected = {"wer": 1.0, "spider": 1.0, "memory_mb": 2.0, "latency_ms": 2.0}
+    expected = {"wer": 1.0, "spider": 1.0, "memory_mb": 2.0, "latency_ms": 2.0, "extra": 1.0}
     assert parse_weights() == expected
     assert parse_weights("nota2025") == expected
-    assert parse_weights("wer=1, spider=1, memory=2, latency=2") == expected
+    assert parse_weights("wer=1, spider=1, memory=2, latency=2, extra=1") == expected
     assert parse_weights("memory_mb=3") == {
         "wer": 0.0,
         "spider": 0.0,
         "memory_mb": 3.0,
         "latency_ms": 0.0,
+        "extra": 0.0,
     }
     assert parse_weights({"latency": 0.5})["latency_ms"] == 0.5
 
@@ -363,7 +364,7 @@ def test_fractional_weights_tie_exactly():
 
 
 def test_json_shape():
-    rows = rank(four_runs())
+    rows = rank(four_runs(), baseline=None)  # no reference: no deltas
     out = to_json(rows)
     json.dumps(out)  # serializable
     assert out[0] == {
@@ -381,7 +382,7 @@ def test_json_shape():
 
 
 def test_table_and_markdown_cells_and_footer():
-    rows = rank(four_runs())
+    rows = rank(four_runs(), baseline=None)
     for fmt in ("table", "markdown"):
         text = to_table(rows, fmt)
         assert "SPIDEr" in text and "CIDEr-D (SPIDEr n/a)" not in text
@@ -396,7 +397,7 @@ def test_table_and_markdown_cells_and_footer():
 
 
 def test_csv_has_raw_columns_and_no_footer():
-    lines = to_table(rank(four_runs()), "csv").splitlines()
+    lines = to_table(rank(four_runs(), baseline=None), "csv").splitlines()
     assert lines[0] == (
         "rank,candidate,run_id,score,wer,wer_rank,spider,spider_rank,"
         "memory_mb,memory_mb_rank,latency_ms,latency_ms_rank"

@@ -1,0 +1,225 @@
+"""Two runs side by side: every criterion with its ratio, and the samples where they differ most.
+
+Per-sample scores need the harness's scorers (the one text normalizer of the project); the
+caller passes them in, so this module still never imports the harness or torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leaderboard.grouping import Group, datasets_of, device_kind
+from leaderboard.ranking import CIDER_D_FALLBACK, LATENCY, MEMORY, SPIDER, WER, _node, _number, extra_criterion
+from leaderboard.results import RUN_FILE, latest_per_candidate, validate_run
+
+# task -> (metric name, "min"/"max", scorer(predictions, references lists) -> per-sample scores)
+Scorer = Callable[[list[str], list[list[str]]], list[float | None]]
+
+
+@dataclass(frozen=True)
+class SampleDiff:
+    task: str
+    sample_id: str
+    metric: str
+    score_a: float
+    score_b: float
+    prediction_a: str
+    prediction_b: str
+    reference: str
+
+    @property
+    def diff(self) -> float:
+        return self.score_b - self.score_a
+
+
+def resolve_run(ref: str, results_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """A run by folder path, run.json path, run id, unique run-id prefix or candidate name."""
+    path = Path(ref)
+    candidates = [path if path.name == RUN_FILE else path / RUN_FILE, Path(results_dir) / ref / RUN_FILE]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        root = Path(results_dir)
+        records = []
+        if root.is_dir():
+            for p in sorted(root.glob(f"*/{RUN_FILE}")):
+                if p.parent.name.startswith(ref):
+                    records.append(p)
+            if not records:  # a candidate name: its newest run
+                by_name = []
+                for p in sorted(root.glob(f"*/{RUN_FILE}")):
+                    try:
+                        record = json.loads(p.read_text(encoding="utf-8"))
+                    except (OSError, ValueError):
+                        continue
+                    if isinstance(record, dict) and record.get("candidate") == ref and record.get("status") != "failed":
+                        by_name.append((record, p))
+                if by_name:
+                    newest = latest_per_candidate([r for r, _ in by_name])[0]
+                    records = [p for r, p in by_name if r is newest]
+        if len(records) > 1:
+            names = ", ".join(p.parent.name for p in records[:5])
+            raise ValueError(f"{ref!r} matches several runs ({names}...); give the full run id")
+        if not records:
+            raise ValueError(f"no run {ref!r}: not a run folder, nor a run id or candidate in {results_dir}")
+        found = records[0]
+    try:
+        record = json.loads(found.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{found}: not a readable run record ({err})") from None
+    problem = validate_run(record)
+    if problem:
+        raise ValueError(f"{found}: {problem}")
+    return record, found.parent
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{b / a:.2f}x" if a and b is not None and a > 0 else "n/a"
+
+
+def _diff(a: float | None, b: float | None, scale: float = 1.0, unit: str = "", fmt: str = "+.4f") -> str:
+    return f"{(b - a) * scale:{fmt}}{unit}" if a is not None and b is not None else "n/a"
+
+
+def _fmt(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def criteria_table(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[list[str]]:
+    """[label, A, B, B vs A] lines for every ranked criterion and the main timings."""
+    spider = SPIDER if SPIDER.extract(a) is not None or SPIDER.extract(b) is not None else CIDER_D_FALLBACK
+    label = "SPIDEr" if spider is SPIDER else "CIDEr-D"
+    lines = [
+        ["WER ↓", _fmt(WER.extract(a), ".3f"), _fmt(WER.extract(b), ".3f"), _diff(WER.extract(a), WER.extract(b), 100, " pt", "+.1f")],
+        [f"{label} ↑", _fmt(spider.extract(a), ".4f"), _fmt(spider.extract(b), ".4f"), _diff(spider.extract(a), spider.extract(b))],
+    ]
+    extra = extra_criterion([a, b])
+    if extra is not None:
+        arrow = "↑" if extra.direction == "max" else "↓"
+        lines.append([f"{extra.label} {arrow}", _fmt(extra.extract(a), ".4g"), _fmt(extra.extract(b), ".4g"),
+                      _diff(extra.extract(a), extra.extract(b), fmt="+.4g")])
+    for name, crit in (("Memory MB ↓", MEMORY), ("Latency ms ↓", LATENCY)):
+        va, vb = crit.extract(a), crit.extract(b)
+        lines.append([name, _fmt(va, ".1f"), _fmt(vb, ".1f"), _ratio(va, vb)])
+    for name, keys, fmt in (
+        ("TTFT p50 ms", ("efficiency", "ttft_ms", "p50"), ".1f"),
+        ("TPOT p50 ms", ("efficiency", "tpot_ms", "p50"), ".2f"),
+        ("Weights MB", ("efficiency", "weights_mb"), ".1f"),
+        ("Tokens/s", ("efficiency", "tokens_per_s"), ".1f"),
+        ("RTFx", ("efficiency", "rtfx"), ".1f"),
+    ):
+        va, vb = _number(_node(a, keys)), _number(_node(b, keys))
+        if va is not None or vb is not None:
+            lines.append([name, _fmt(va, fmt), _fmt(vb, fmt), _ratio(va, vb)])
+    return lines
+
+
+def comparability(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """How the two runs' measurement conditions differ (empty when they are comparable)."""
+    ga = Group(device_kind(a), datasets_of(a), [dict(a)])
+    gb = Group(device_kind(b), datasets_of(b), [dict(b)])
+    if ga.kind == gb.kind and all(ga.datasets[s] == gb.datasets[s] for s in set(ga.datasets) & set(gb.datasets)):
+        return []
+    return gb.differences(ga)
+
+
+def read_predictions(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    path = run_dir / "predictions.jsonl"
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if isinstance(item, dict) and "sample_id" in item:
+            out[(str(item.get("task")), str(item["sample_id"]))] = item  # a resumed sample: last wins
+    return out
+
+
+def _refs(item: Mapping[str, Any]) -> list[str]:
+    refs = item.get("references")
+    if isinstance(refs, list) and refs:
+        return [str(r) for r in refs if r is not None]
+    ref = item.get("reference")
+    return [str(ref)] if ref is not None else []
+
+
+def sample_diffs(
+    dir_a: Path, dir_b: Path, scorers: Mapping[str, tuple[str, Scorer]], top: int = 10
+) -> tuple[dict[str, list[SampleDiff]], list[str]]:
+    """Per task, the ``top`` samples whose scores differ most between the runs; and notes."""
+    pa, pb = read_predictions(dir_a), read_predictions(dir_b)
+    notes: list[str] = []
+    if not pa or not pb:
+        missing = [str(d / "predictions.jsonl") for d, p in ((dir_a, pa), (dir_b, pb)) if not p]
+        return {}, [f"no per-sample comparison: no predictions in {', '.join(missing)}"]
+    shared = sorted(set(pa) & set(pb))
+    only = len(set(pa) ^ set(pb))
+    if only:
+        notes.append(f"{only} sample(s) appear in one run only; not compared")
+    out: dict[str, list[SampleDiff]] = {}
+    for task in sorted({t for t, _ in shared}):
+        keys = [k for k in shared if k[0] == task]
+        ok = [k for k in keys if pa[k].get("error") is None and pb[k].get("error") is None
+              and pa[k].get("prediction") is not None and pb[k].get("prediction") is not None]
+        failed = len(keys) - len(ok)
+        if failed:
+            notes.append(f"{task}: {failed} sample(s) failed in at least one run; not compared")
+        if task not in scorers:
+            notes.append(f"{task}: no per-sample scorer for this task; not compared")
+            continue
+        metric, scorer = scorers[task]
+        refs = [_refs(pa[k]) or _refs(pb[k]) for k in ok]
+        try:
+            sa = scorer([str(pa[k]["prediction"]) for k in ok], refs)
+            sb = scorer([str(pb[k]["prediction"]) for k in ok], refs)
+        except Exception as err:  # a scorer that cannot run here must not hide the rest
+            notes.append(f"{task}: per-sample {metric} unavailable ({type(err).__name__}: {err})")
+            continue
+        diffs = [
+            SampleDiff(task, k[1], metric, x, y, str(pa[k]["prediction"]), str(pb[k]["prediction"]), (r or [""])[0])
+            for k, x, y, r in zip(ok, sa, sb, refs, strict=True)
+            if x is not None and y is not None
+        ]
+        diffs.sort(key=lambda d: (-abs(d.diff), d.sample_id))
+        out[task] = [d for d in diffs[:top] if d.diff != 0] or []
+        if not out[task]:
+            notes.append(f"{task}: the {len(diffs)} compared samples score the same in both runs")
+    return out, notes
+
+
+def format_comparison(
+    a: Mapping[str, Any], b: Mapping[str, Any], diffs: Mapping[str, list[SampleDiff]], notes: list[str]
+) -> str:
+    from tabulate import tabulate
+
+    lines = [f"A: {a['candidate']}  run {a['run_id']}", f"B: {b['candidate']}  run {b['run_id']}", ""]
+    differ = comparability(a, b)
+    if differ:
+        lines += ["WARNING: these runs were not measured under the same conditions: " + "; ".join(differ), ""]
+    lines.append(tabulate(criteria_table(a, b), headers=["criterion", "A", "B", "B vs A"],
+                          disable_numparse=True, colalign=("left", "right", "right", "right")))
+    lines.append("B vs A: WER in percentage points, quality metrics as differences, costs as ratios B/A.")
+    for task, items in diffs.items():
+        if not items:
+            continue
+        metric = items[0].metric
+        lines += ["", f"{task}: the {len(items)} samples where per-sample {metric} differs most (B - A)"]
+        for d in items:
+            lines.append(f"  {d.sample_id}  {metric} A {d.score_a:.3f}  B {d.score_b:.3f}  ({d.diff:+.3f})")
+            lines.append(f"    ref: {_clip(d.reference)}")
+            lines.append(f"    A:   {_clip(d.prediction_a)}")
+            lines.append(f"    B:   {_clip(d.prediction_b)}")
+    if notes:
+        lines += [""] + [f"note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,136 @@
+"""Fair comparisons: which runs may be ranked together.
+
+Two runs are comparable when they share the measurement profile, the device kind (device type
+and model; on CPU also the thread count) and, for every suite both ran, the dataset (its
+``dataset_hash`` -- a content hash of sample ids and references -- or, in older records, the
+``dataset`` string). Runs that are not comparable go into separate groups, each ranked on its
+own; ``mix=True`` puts everything into one group and the caller prints a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    profile: str
+    device: str  # "cpu", "cuda", ...
+    device_name: str | None
+    threads: int | None  # CPU only: the pinned thread count
+
+    def describe(self) -> str:
+        name = f" ({self.device_name})" if self.device_name and self.device_name != "?" else ""
+        threads = ""
+        if self.threads is not None:
+            threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}"
+        return f"profile: {self.profile} · device: {self.device}{name}{threads}"
+
+
+@dataclass
+class Group:
+    kind: DeviceKind
+    datasets: dict[str, str | None] = field(default_factory=dict)  # suite -> hash or name
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)  # with mix=True: what differs inside
+
+    def describe(self) -> str:
+        if self.mixed:
+            return "MIXED (--mix): " + "; ".join(self.mixed)
+        data = ", ".join(f"{s}={_short(h)}" for s, h in sorted(self.datasets.items())) or "none"
+        return f"{self.kind.describe()} · datasets: {data}"
+
+    def differences(self, other: Group) -> list[str]:
+        """What sets this group apart from ``other``, e.g. ["threads 2 vs 1"]."""
+        a, b = self.kind, other.kind
+        out = []
+        if a.profile != b.profile:
+            out.append(f"measurement profile {a.profile} vs {b.profile}")
+        if (a.device, a.device_name) != (b.device, b.device_name):
+            out.append(f"device {a.device} ({a.device_name}) vs {b.device} ({b.device_name})")
+        if a.threads != b.threads:
+            out.append(f"threads {a.threads} vs {b.threads}")
+        for suite in sorted(set(self.datasets) & set(other.datasets)):
+            if self.datasets[suite] != other.datasets[suite]:
+                out.append(
+                    f"{suite} dataset {_short(self.datasets[suite])} vs {_short(other.datasets[suite])}"
+                )
+        return out or ["suites that do not overlap with a consistent dataset set"]
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "unknown"
+    text = str(value)
+    return text[:12] if len(text) > 16 and all(c in "0123456789abcdef:" for c in text.lower()) else text
+
+
+def device_kind(run: Mapping[str, Any]) -> DeviceKind:
+    env = run.get("environment") or {}
+    device = str(env.get("device") or "unknown").split(":")[0]
+    name = env.get("device_name")
+    threads = env.get("threads") if device == "cpu" else None
+    return DeviceKind(
+        profile=str(run.get("profile") or "default"),
+        device=device,
+        device_name=str(name) if name is not None else None,
+        threads=threads if isinstance(threads, int) else None,
+    )
+
+
+def datasets_of(run: Mapping[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for suite, block in (run.get("suites") or {}).items():
+        if isinstance(block, Mapping):
+            value = block.get("dataset_hash") or block.get("dataset")
+            out[suite] = str(value) if value is not None else None
+    return out
+
+
+def _consistent(a: Mapping[str, str | None], b: Mapping[str, str | None]) -> bool:
+    return all(a[s] == b[s] for s in set(a) & set(b))
+
+
+def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
+    """Split runs into comparable groups; default profile first, then larger groups first.
+
+    Within one device kind a run joins the first group whose datasets agree with its own on
+    every suite both have (a run with ASR only joins a group with ASR + captioning when the
+    ASR data is the same), so the grouping does not depend on which suites a candidate does.
+    """
+    if mix:
+        return [_mixed_group(runs)] if runs else []
+    by_kind: dict[DeviceKind, list[Group]] = {}
+    # Runs with more suites first, so that partial runs join the fuller groups.
+    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.get("run_id"))))
+    for run in order:
+        kind, data = device_kind(run), datasets_of(run)
+        groups = by_kind.setdefault(kind, [])
+        for group in groups:
+            if _consistent(group.datasets, data):
+                group.runs.append(run)
+                for suite, value in data.items():
+                    group.datasets.setdefault(suite, value)
+                break
+        else:
+            groups.append(Group(kind, dict(data), [run]))
+    groups = [g for gs in by_kind.values() for g in gs]
+    for group in groups:
+        group.runs.sort(key=lambda r: (str(r.get("candidate")), str(r.get("run_id"))))
+    groups.sort(key=lambda g: (g.kind.profile != "default", g.kind.profile, -len(g.runs), g.describe()))
+    return groups
+
+
+def _mixed_group(runs: list[dict[str, Any]]) -> Group:
+    groups = group_runs(runs)
+    group = Group(groups[0].kind, dict(groups[0].datasets), list(runs))
+    if len(groups) > 1:
+        diffs: list[str] = []
+        for other in groups[1:]:
+            for d in other.differences(groups[0]):
+                if d not in diffs:
+                    diffs.append(d)
+        group.mixed = [f"{len(groups)} groups of runs that are not comparable ranked together, differing in " + ", ".join(diffs)]
+    return group
