@@ -26,8 +26,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--candidate", "-c", required=True, help="Registered name or path to a candidate .toml file.")
-@click.option("--data", type=click.Path(path_type=Path), help="SALMONN-style annotation JSON (default: embedded demo).")
+@click.option("--candidate", "-c", help="Registered name or path to a candidate .toml file.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Annotation JSON, LibriSpeech folder, Clotho/AudioCaps CSV, HF dataset folder or parquet "
+                   "(default: embedded demo).")
+@click.option("--format", "data_format", type=click.Choice(["json", "librispeech", "clotho", "audiocaps", "hf"]),
+              help="Format of --data (default: detected from the path).")
 @click.option("--suite", "suites", help="Comma-separated suites to run, e.g. asr,aac (default: all the data has).")
 @click.option("--limit", type=click.IntRange(min=1), help="Run at most N samples per suite.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
@@ -35,25 +39,40 @@ def cli() -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed warm-up requests.")
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--audio-root", type=click.Path(path_type=Path), help="Folder relative audio paths resolve against.")
+@click.option("--audio-dir", type=click.Path(path_type=Path),
+              help="Audio folder of a Clotho or AudioCaps CSV (default: the CSV's folder).")
+@click.option("--aac-cache", type=click.Path(path_type=Path),
+              help="aac-metrics cache folder holding the SPICE jars (default: aac-metrics' own, ~/.cache).")
 @click.option("--skip-invalid", is_flag=True, help="Run valid samples; record invalid ones as failed.")
 @click.option("--timeout-s", type=float, help="Kill the measured process after this many seconds.")
 @click.option("--profile", type=click.Choice(["default", "nota2025"]), default="default", show_default=True,
               help="Measurement method: ours (default) or the competition organiser's (nota2025).")
+@click.option("--sample-timeout-s", type=float,
+              help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
+@click.option("--resume", "resume_id", metavar="RUN_ID|latest",
+              help="Continue an interrupted run in --results; samples already predicted are kept.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        profile) -> None:
+        profile, sample_timeout_s, resume_id, data_format=None, audio_dir=None, aac_cache=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
-    from harness.runner import RunError, RunOptions, execute
+    from harness.runner import RunError, RunOptions, execute, resume
     from harness.suites import parse_suite_list
 
+    if not candidate and not resume_id:
+        _fail("--candidate is required (or --resume RUN_ID|latest to continue a run)")
     try:
-        options = RunOptions(
-            candidate=candidate, data=data, suites=parse_suite_list(suites), limit=limit, device=device,
-            threads=threads, warmup=warmup, results=results, audio_root=audio_root,
-            skip_invalid=skip_invalid, timeout_s=timeout_s, profile=profile,
-        )
-        run_dir, record = execute(options)
+        if resume_id:
+            run_dir, record = resume(results, resume_id)
+        else:
+            options = RunOptions(
+                candidate=candidate, data=data, suites=parse_suite_list(suites), limit=limit, device=device,
+                threads=threads, warmup=warmup, results=results, audio_root=audio_root,
+                skip_invalid=skip_invalid, timeout_s=timeout_s, profile=profile,
+                sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
+                aac_cache=aac_cache,
+            )
+            run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
         _fail(str(err))
     except DataError as err:
@@ -95,6 +114,32 @@ def _summary(record: dict) -> str:
     return "\n".join(lines)
 
 
+@cli.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="The dataset to validate.")
+@click.option("--format", "data_format", type=click.Choice(["json", "librispeech", "clotho", "audiocaps", "hf"]),
+              help="Data format (default: detected from the path).")
+@click.option("--audio-root", type=click.Path(path_type=Path), help="Folder relative audio paths resolve against.")
+@click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder of a Clotho/AudioCaps CSV.")
+def check(data, data_format, audio_root, audio_dir) -> None:
+    """Validate a dataset without loading any model: every problem, with its sample id and line."""
+    from harness.data import DataError
+    from harness.loaders import load_data
+
+    try:
+        samples, problems = load_data(data, data_format, audio_root, audio_dir)
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+    tasks: dict[str, int] = {}
+    for sample in samples:
+        tasks[sample.task] = tasks.get(sample.task, 0) + 1
+    counts = ", ".join(f"{n} {task}" for task, n in sorted(tasks.items())) or "none"
+    click.echo(f"{data}: {len(samples)} valid samples ({counts}), {len(problems)} problem(s)")
+    for problem in problems:
+        click.echo(f"  {problem}")
+    if problems:
+        sys.exit(1)
+
+
 DEMO_CANDIDATES = ("baseline", "qlora4bit", "whisper-tiny")
 
 
@@ -118,34 +163,121 @@ def demo(ctx, results, threads) -> None:
         _fail(f"runs that did not finish cleanly: {', '.join(failed)} (see their worker.log)")
 
 
-@cli.command()
-@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table", show_default=True)
-@click.option("--weights", default="nota2025", show_default=True, help='Profile name or "wer=1,spider=1,memory=2,latency=2".')
-def leaderboard(results, fmt, weights) -> None:
-    """Rank the newest run of each candidate by weighted per-criterion ranks."""
+_WEIGHTS_HELP = 'Weight profile: built-in name, a .toml file, or "wer=1,spider=1,memory=2,latency=2,extra=1".'
+
+
+def _leaderboard_sections(results, weights, baseline, mix):
+    """Load, group and rank the runs under `results`; print the loader's warnings on stderr."""
     import leaderboard as lb
 
     if not Path(results).is_dir():
         _fail(f"results folder not found: {results} (run `bench.py run --candidate NAME` first)")
     runs, warnings = lb.load_runs(results)
     try:
-        groups = {profile: lb.rank(group, weights) for profile, group in lb.group_by_profile(runs).items()}
+        profile = lb.load_profile(weights)
+        sections = lb.build(runs, profile, baseline=baseline, mix=mix)
     except ValueError as err:
         _fail(str(err))
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    if fmt == "json":
-        rows = [{**row, "profile": profile} for profile, ranked in groups.items() for row in lb.to_json(ranked)]
+    if baseline and sections and all(s.rows[0].reference is None for s in sections if s.rows):
+        _fail(f"--baseline {baseline}: no run of that candidate among the ranked runs")
+    return sections
+
+
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table", show_default=True)
+@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
+@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (prints a warning).")
+def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> None:
+    """Rank the newest run of each candidate by weighted per-criterion ranks.
+
+    Runs are ranked together only when they share the measurement profile, the device kind
+    (and CPU thread count) and the datasets; otherwise each comparable group gets its own table.
+    """
+    import leaderboard as lb
+
+    sections = _leaderboard_sections(results, weights, baseline, mix)
+    if fmt == "json":  # tables print their warnings above themselves; JSON on stderr
+        for section in sections:
+            for warning in section.warnings:
+                click.echo(f"warning: {warning}", err=True)
+        rows = []
+        for section in sections:
+            for row, item in zip(section.rows, lb.to_json(section.rows, ci=ci), strict=True):
+                rows.append({**item, "profile": section.run_of(row).get("profile") or "default", "group": section.index})
         click.echo(json.dumps(rows, indent=2))
         return
-    if not groups:
+    if not sections:
         click.echo(lb.to_table([], fmt))
-    for i, (profile, ranked) in enumerate(groups.items()):
-        if len(groups) > 1 or profile != "default":
-            heading = f"Measurement profile: {profile} (ranked only against runs of the same profile)"
-            click.echo(("\n" if i else "") + (f"# {heading}" if fmt == "csv" else heading))
-        click.echo(lb.to_table(ranked, fmt))
+    for i, section in enumerate(sections):
+        lines = section.warnings + section.header
+        if fmt == "csv":
+            if len(sections) > 1 or section.warnings:  # plain CSV when there is one table
+                click.echo(("\n" if i else "") + "\n".join(f"# {line}" for line in lines))
+        else:
+            click.echo(("\n" if i else "") + "\n".join(lines) + "\n")
+        click.echo(lb.to_table(section.rows, fmt, ci=ci))
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Samples shown per task.")
+def compare(run_a, run_b, results, top) -> None:
+    """Compare two runs (run ids, run folders or candidate names): criteria side by side with
+    ratios, and the samples whose per-sample quality differs most, with both predictions."""
+    from leaderboard.compare import format_comparison, resolve_run, sample_diffs
+
+    try:
+        (a, dir_a), (b, dir_b) = resolve_run(run_a, results), resolve_run(run_b, results)
+    except ValueError as err:
+        _fail(str(err))
+    diffs, notes = sample_diffs(dir_a, dir_b, _sample_scorers(), top=top)
+    click.echo(format_comparison(a, b, diffs, notes))
+
+
+def _sample_scorers() -> dict:
+    """Per-sample scorers, built on the harness's metrics (its one text normalizer)."""
+    from harness import metrics  # lazy: only `compare` needs it; it imports no torch at import
+
+    def wer(predictions, references):
+        refs = [metrics.normalize_transcript(r[0] if r else "") for r in references]
+        hyps = [metrics.normalize_transcript(p) for p in predictions]
+        errors, words = metrics.wer_per_sample(refs, hyps)  # one alignment, sums to the corpus WER
+        return [float(e) / w if w else None for e, w in zip(errors, words, strict=True)]
+
+    def cider(predictions, references):
+        from aac_metrics.functional import cider_d  # imports torch: only when captions are compared
+
+        cands = [metrics.normalize_caption(p) for p in predictions]
+        refs = [[metrics.normalize_caption(r) for r in rs] or [""] for rs in references]
+        if len(cands) < 2:
+            raise ValueError("CIDEr-D needs at least 2 clips")
+        _, sents = cider_d(cands, refs, return_all_scores=True)
+        return [float(x) for x in sents["cider_d"].tolist()]
+
+    return {"asr": ("WER", wer), "aac": ("CIDEr-D", cider)}
+
+
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
+@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
+@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (with a warning).")
+def report(results, out, weights, baseline, ci, mix) -> None:
+    """Write OUT/report.html (table, environments, Pareto plots) plus leaderboard.md and .csv."""
+    from leaderboard.report import write_report
+
+    sections = _leaderboard_sections(results, weights, baseline, mix)
+    for path in write_report(sections, out, ci=ci, source=str(results)):
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -123,11 +123,21 @@ def apply(
         elif step.op == "prune":
             done.append({"step": step.text, **prune(part, step, calibrate)})
         elif step.op == "compile":
-            import torch
-
-            part.forward = torch.compile(part.forward, dynamic=True)
-            done.append({"step": step.text, "note": "compiled on first call (inside warm-up)"})
+            done.append({"step": step.text, **compile_part(part)})
     return done
+
+
+def compile_part(part) -> dict[str, Any]:
+    """A generating model gets transformers' static KV cache, whose decode step `generate`
+    compiles itself; any other module gets `torch.compile` on its forward."""
+    import torch
+
+    config = getattr(part, "generation_config", None)
+    if config is not None and getattr(part, "_can_compile_fullgraph", False):
+        config.cache_implementation = "static"
+        return {"note": "static KV cache; generate compiles the decode step on first use (inside warm-up)"}
+    part.forward = torch.compile(part.forward, dynamic=True)
+    return {"note": "torch.compile(forward, dynamic=True); compiled on first call (inside warm-up)"}
 
 
 def _replace(model, path: str, module) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.paths import build_once, cache_dir
 
-TINY_VERSION = "v1"  # bump when the architecture or seed changes, so old caches are not reused
+TINY_VERSION = "v2"  # bump when the architecture or seed changes, so old caches are not reused
 SEED = 1234
 VOCAB_SIZE = 2048
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]

@@ -183,3 +183,22 @@ def test_pickle_refusal_reaches_the_run_record(tmp_path):
     record = json.loads(run_record_path(out.stdout).read_text())
     assert record["status"] == "failed" and record["trust"] == {"trust_remote_code": False, "allow_pickle": False}
     assert "allow_pickle = true" in (run_record_path(out.stdout).parent / "worker.log").read_text()
+
+
+def test_check_command_validates_without_a_model(tmp_path):
+    from click.testing import CliRunner
+
+    from bench import cli
+
+    data = write_annotation(tmp_path / "d.json", [
+        {"testset_id": "a", "path": str(SPEECH[0]), "task": "asr", "text": "x"},
+        {"testset_id": "a", "path": str(SPEECH[1]), "task": "asr", "text": "x"},
+        {"testset_id": "b", "path": "gone.wav", "task": "asr"},
+        {"testset_id": "c", "path": str(SPEECH[2]), "task": "audiocaption_v2", "text": "y"},
+    ])
+    out = CliRunner().invoke(cli, ["check", "--data", str(data)])
+    assert out.exit_code == 1
+    assert "1 valid samples (1 aac), 3 problem(s)" in out.output
+    assert out.output.count("duplicate testset_id") == 2 and "'b'" in out.output and "not found" in out.output
+    ok = write_annotation(tmp_path / "ok.json", [{"testset_id": "a", "path": str(SPEECH[0]), "task": "asr"}])
+    assert CliRunner().invoke(cli, ["check", "--data", str(ok)]).exit_code == 0
