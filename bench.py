@@ -140,6 +140,62 @@ def check(data, data_format, audio_root, audio_dir) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--run", "run_id", required=True, help="Run id (or run folder) to export.")
+@click.option("--task", type=click.Choice(["asr", "aac"]), required=True)
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="CSV to write (default: RUN_DIR/submission-TASK.csv).")
+def submit(run_id, task, results, out) -> None:
+    """Write the competition's submission CSV (testset_id,text) from a run's predictions."""
+    from harness.submission import SubmissionError, write_submission
+
+    run_dir = Path(run_id) if Path(run_id).is_dir() else Path(results) / run_id
+    if not run_dir.is_dir():
+        _fail(f"no run {run_id!r} in {results}")
+    out = out or run_dir / f"submission-{task}.csv"
+    try:
+        n_rows, empty = write_submission(run_dir, task, out)
+    except SubmissionError as err:
+        _fail(str(err))
+    click.echo(f"wrote {out}: {n_rows} rows")
+    if empty:
+        click.echo(f"warning: {len(empty)} sample(s) have no prediction and an empty text: {', '.join(empty[:10])}",
+                   err=True)
+
+
+@cli.command()
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), help="Annotation JSON: every id must appear exactly once.")
+@click.option("--task", help="Which annotation task the CSV answers (default: the task of its first id).")
+@click.option("--id-pattern", default=r"test\d{4}", show_default=True, help="Regular expression ids must match.")
+def validate(csv_file, data, task, id_pattern) -> None:
+    """Check a submission CSV: columns, ids, duplicates and (with --data) completeness."""
+    import csv as csv_module
+
+    from harness.submission import validate_submission
+
+    expected = None
+    if data is not None:
+        from harness.data import DataError, load_annotation_json
+
+        try:
+            samples, problems = load_annotation_json(data)
+        except DataError as err:
+            _fail(str(err))
+        entries = samples + [p for p in problems if p.sample_id]
+        if task is None and csv_file.is_file():
+            rows = list(csv_module.reader(csv_file.read_text(encoding="utf-8-sig").splitlines()))
+            first = rows[1][0] if len(rows) > 1 and rows[1] else None
+            task = next((getattr(e, "task", None) or e.suite for e in entries if e.sample_id == first), None)
+        expected = [e.sample_id for e in entries if task is None or (getattr(e, "task", None) or e.suite) == task]
+    problems = validate_submission(csv_file, expected, id_pattern)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        _fail(f"{csv_file}: {len(problems)} problem(s)")
+    click.echo(f"{csv_file}: valid")
+
+
 DEMO_CANDIDATES = ("baseline", "qlora4bit", "whisper-tiny")
 
 
