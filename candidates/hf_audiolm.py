@@ -85,6 +85,9 @@ class HfAudioLMCandidate:
     def weight_bytes(self) -> int:
         return tensor_bytes(self.model)
 
+    def weight_bytes_by_part(self) -> dict[str, int]:
+        return recipes.bytes_by_part(self.model, self.parts)
+
     def decoder_weight_bytes(self) -> int:
         """Read per token: the LLM without its embedding table, plus the LM head."""
         llm = recipes.module_at(self.model, self.parts["llm"])

@@ -88,6 +88,15 @@ def load_kwargs(steps: list[Step], parts: dict[str, str], device: str, keep: lis
     return kwargs
 
 
+def bytes_by_part(model, parts: dict[str, str]) -> dict[str, int]:
+    """Weight bytes of each named part, and of everything else under "other"."""
+    from harness.memory import tensor_bytes
+
+    sizes = {name: tensor_bytes(module_at(model, path)) for name, path in parts.items()}
+    sizes["other"] = tensor_bytes(model) - sum(sizes.values())
+    return sizes
+
+
 def module_at(model, path: str):
     for name in path.split("."):
         model = getattr(model, name)

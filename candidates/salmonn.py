@@ -97,6 +97,9 @@ class SalmonnCandidate:
     def weight_bytes(self) -> int:
         return tensor_bytes(self.model)
 
+    def weight_bytes_by_part(self) -> dict[str, int]:
+        return recipes.bytes_by_part(self.model, PARTS)
+
     def decoder_weight_bytes(self) -> int:
         """Weights read per generated token: the LLM less its embedding table (one row is read)."""
         llm = self.model.llm

@@ -138,3 +138,7 @@ def tiny_config(vocab_size: int, bos_token_id: int, eos_token_id: int, pad_token
         tie_word_embeddings=False,
     )
     return SalmonnConfig(encoder_config=encoder, qformer_config=qformer, llm_config=llm)
+
+
+# Lets AutoConfig (used by AutoTokenizer and friends) read this checkpoint's config.json.
+AutoConfig.register(SalmonnConfig.model_type, SalmonnConfig, exist_ok=True)

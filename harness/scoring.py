@@ -154,6 +154,8 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, profile
     block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
     block["memory"] = memory
     block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
+    by_part = worker.get("weights_bytes_by_part")
+    block["weights_mb_by_part"] = {k: v / (1024 * 1024) for k, v in by_part.items()} if by_part else None
     block["roofline"] = roofline(
         worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"), block["tpot_ms"]["p50"]
     )

@@ -130,6 +130,8 @@ def run_job(job: dict) -> int:
     summary["memory"].update(nvml.report())
     weight_bytes = getattr(candidate, "weight_bytes", None)
     summary["weights_bytes"] = weight_bytes() if weight_bytes else None
+    by_part = getattr(candidate, "weight_bytes_by_part", None)
+    summary["weights_bytes_by_part"] = by_part() if by_part else None
     decoder_bytes = getattr(candidate, "decoder_weight_bytes", None)
     summary["decoder_weights_bytes"] = decoder_bytes() if decoder_bytes else None
     summary["recipe_applied"] = getattr(candidate, "applied", None)

@@ -81,3 +81,96 @@ def test_prune_bounds():
         recipes.apply(holder, recipes.parse(["prune:llm:drop=2"], {"llm": "llm"}), {"llm": "llm"})
     with pytest.raises(RecipeError, match="drop=N or drop=auto:N"):
         recipes.apply(holder, recipes.parse(["prune:llm:drop=x"], {"llm": "llm"}), {"llm": "llm"})
+
+
+# --- every recipe on the tiny SALMONN-style model, loaded in this process -------------------------
+
+def _load_salmonn(recipe: list[str]):
+    from candidates.salmonn import SalmonnCandidate
+    from harness.registry import CandidateSpec
+
+    candidate = SalmonnCandidate(CandidateSpec(name="t", family="salmonn", recipe=recipe))
+    candidate.prepare()
+    return candidate
+
+
+@pytest.fixture(scope="module")
+def salmonn_fp32():
+    candidate = _load_salmonn([])
+    candidate.load("cpu")
+    return candidate
+
+
+def _part_state(candidate, part_path):
+    return {k: v.detach().clone() for k, v in recipes.module_at(candidate.model, part_path).state_dict().items()}
+
+
+@pytest.mark.parametrize("recipe, part, max_ratio", [
+    (["nf4:llm"], "llm", 0.2),
+    (["int8:llm"], "llm", 0.3),
+    (["int8-dynamic:llm"], "llm", 0.3),
+    (["torchao-int8:llm"], "llm", 0.3),
+    (["prune:llm:drop=2"], "llm", 0.8),
+    (["nf4:encoder"], "encoder", 0.4),  # convolutions and position embeddings stay fp32
+])
+def test_each_recipe_shrinks_its_part_only(salmonn_fp32, recipe, part, max_ratio):
+    if recipe[0].startswith("torchao"):
+        pytest.importorskip("torchao")
+    from candidates.salmonn import PARTS
+
+    base = salmonn_fp32.weight_bytes_by_part()
+    candidate = _load_salmonn(recipe)
+    candidate.load("cpu")
+    sizes = candidate.weight_bytes_by_part()
+    assert sizes[part] < max_ratio * base[part]
+    for other, path in PARTS.items():
+        if other == part:
+            continue
+        assert sizes[other] == base[other]
+        before, after = _part_state(salmonn_fp32, path), _part_state(candidate, path)
+        assert all(torch.equal(before[k], after[k]) for k in before), f"{recipe}: {other} changed"
+    assert candidate.applied[0]["step"] == recipe[0]
+    request = _demo_request()
+    ticks = []
+    generation = candidate.generate(request, lambda count=1: ticks.append(count))
+    assert sum(ticks) == generation.n_tokens > 0
+
+
+def test_bf16_halves_every_float_part(salmonn_fp32):
+    candidate = _load_salmonn(["bf16"])
+    candidate.load("cpu")
+    base, sizes = salmonn_fp32.weight_bytes_by_part(), candidate.weight_bytes_by_part()
+    # all weights halve; only the LLM's rotary inv_freq buffers stay fp32 (a few hundred bytes)
+    assert all(abs(sizes[k] - base[k] / 2) <= 1024 for k in ("llm", "encoder", "adapter"))
+
+
+def _demo_request():
+    from harness.data import load_annotation_json, load_audio
+    from harness.suites import SUITES
+    from harness.types import Request
+
+    samples, _ = load_annotation_json(SUITES["asr"].demo_file)
+    audio, _ = load_audio(samples[0].audio_path)
+    return Request(samples[0].sample_id, audio, "asr", SUITES["asr"].prompt, 8)
+
+
+def test_auto_prune_finds_layers_built_to_do_nothing():
+    # Layers 2 and 3 have zero output projections, so each passes its input through unchanged
+    # (the residual stream): the block [2, 3] has angular distance 0 and must be the one dropped.
+    model = tiny_llama(6)
+    with torch.no_grad():
+        for i in (2, 3):
+            model.model.layers[i].self_attn.o_proj.weight.zero_()
+            model.model.layers[i].mlp.down_proj.weight.zero_()
+    holder = torch.nn.Module()
+    holder.llm = model
+    inputs = [torch.randint(0, 128, (1, 12), generator=torch.Generator().manual_seed(i)) for i in range(3)]
+
+    def calibrate(llm):
+        with torch.no_grad():
+            return [llm(input_ids=x, output_hidden_states=True).hidden_states for x in inputs]
+
+    (done,) = recipes.apply(holder, recipes.parse(["prune:llm:drop=auto:2"], {"llm": "llm"}), {"llm": "llm"}, calibrate)
+    assert done["dropped_layers"] == [2, 3]
+    assert done["angular_distances"][2] == pytest.approx(0.0, abs=1e-3)
+    assert min(d for i, d in enumerate(done["angular_distances"]) if i != 2) > 0.01
