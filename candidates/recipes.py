@@ -10,6 +10,7 @@ become `from_pretrained` arguments; the others run on the loaded model, in order
 | ---------------------------- | --------------------------------------------------------------- |
 | fp32 / bf16 / fp16           | load dtype (default: fp32 on CPU, bf16 on GPU)                  |
 | nf4:PART / int8:PART         | bitsandbytes NF4 / LLM.int8() linears of PART (one such step)   |
+|                              | (PART may be `all`: every part, e.g. `nf4:all`)                 |
 | int8-dynamic:PART            | torch.ao dynamic int8 quantization of PART's linears (CPU)      |
 | torchao-int8:PART            | torchao int8 weight-only quantization of PART's linears         |
 | prune:PART:drop=N            | drop the N decoder layers just before the last one              |
@@ -51,8 +52,10 @@ def parse(recipe: list[str], parts: dict[str, str]) -> list[Step]:
         if op not in PART_OPS:
             raise RecipeError(f"unknown recipe step {text!r}; known: {', '.join(sorted(DTYPES) + sorted(PART_OPS))}")
         part, _, arg_text = rest.partition(":")
-        if part not in parts:
-            raise RecipeError(f"recipe step {text!r}: unknown part {part!r}; this family has {', '.join(parts)}")
+        if part not in parts and part != "all":
+            raise RecipeError(
+                f"recipe step {text!r}: unknown part {part!r}; this family has {', '.join(parts)} (or all)"
+            )
         args = dict(a.split("=", 1) for a in arg_text.split(",") if "=" in a) if arg_text else {}
         steps.append(Step(op, part, args, text))
     if sum(s.op in ("nf4", "int8") for s in steps) > 1:
@@ -77,7 +80,8 @@ def load_kwargs(steps: list[Step], parts: dict[str, str], device: str, keep: lis
     if bnb is not None:
         from transformers import BitsAndBytesConfig
 
-        skip = [path for name, path in parts.items() if name != bnb.part] + list(keep)
+        others = [] if bnb.part == "all" else [path for name, path in parts.items() if name != bnb.part]
+        skip = others + list(keep)
         if bnb.op == "nf4":
             config = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=skip
@@ -98,7 +102,8 @@ def bytes_by_part(model, parts: dict[str, str]) -> dict[str, int]:
 
 
 def module_at(model, path: str):
-    for name in path.split("."):
+    """The submodule at a dotted path; "" is the model itself."""
+    for name in filter(None, path.split(".")):
         model = getattr(model, name)
     return model
 
@@ -115,12 +120,11 @@ def apply(
         if step.op in DTYPES or step.op in ("nf4", "int8"):
             done.append({"step": step.text, "at": "load"})
             continue
-        part = module_at(model, parts[step.part])
+        part = module_at(model, parts.get(step.part, ""))
         if step.op == "int8-dynamic":
             import torch
 
-            quantized = torch.ao.quantization.quantize_dynamic(part, {torch.nn.Linear}, dtype=torch.qint8)
-            _replace(model, parts[step.part], quantized)
+            torch.ao.quantization.quantize_dynamic(part, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
             done.append({"step": step.text})
         elif step.op == "torchao-int8":
             try:
@@ -224,7 +228,9 @@ def keep_layers(part, layers, path: str, keep: list[int]) -> None:
     _replace(part, path, kept)
     config = getattr(part, "config", None)
     if config is not None:
-        config.num_hidden_layers = len(keep)
+        # Encoder-decoder configs (Whisper) count decoder layers apart; num_hidden_layers there
+        # aliases the encoder's count, which must not change.
+        setattr(config, "decoder_layers" if hasattr(config, "decoder_layers") else "num_hidden_layers", len(keep))
         layer_types = getattr(config, "layer_types", None)
         if layer_types:
             config.layer_types = [layer_types[i] for i in keep]

@@ -26,6 +26,8 @@ BUILTIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "candidates" / "co
 BUILTIN_FAMILIES = {
     "salmonn": "candidates.salmonn:SalmonnCandidate",
     "faster-whisper": "candidates.faster_whisper_asr:FasterWhisperCandidate",
+    "whisper": "candidates.whisper_hf:WhisperCandidate",
+    "pocketsphinx": "candidates.pocketsphinx_asr:PocketSphinxCandidate",
     "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
 }
 
