@@ -26,7 +26,7 @@ from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 QWEN2_AUDIO_PARTS = {"llm": "model.language_model", "encoder": "model.audio_tower", "adapter": "model.multi_modal_projector"}
 
 
-class HfAudioLMCandidate:
+class HfAudioLMCandidate(recipes.CalibrationMixin):
     """A transformers audio LLM (Qwen2-Audio by default) through its processor and chat template."""
 
     tasks = frozenset({"asr", "aac"})
@@ -68,13 +68,6 @@ class HfAudioLMCandidate:
         self.model.eval()
         self.device, self.dtype = device, kwargs["dtype"]
         self.applied = recipes.apply(self.model, self.steps, self.parts, self._hidden_states)
-
-    @property
-    def needs_calibration(self) -> bool:
-        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
-
-    def set_calibration(self, requests: list[Request]) -> None:
-        self.calibration = requests
 
     def _hidden_states(self, _part) -> list:
         import torch

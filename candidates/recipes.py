@@ -234,3 +234,17 @@ def keep_layers(part, layers, path: str, keep: list[int]) -> None:
         layer_types = getattr(config, "layer_types", None)
         if layer_types:
             config.layer_types = [layer_types[i] for i in keep]
+
+
+class CalibrationMixin:
+    """For families with `self.steps`: asks the harness for calibration requests when a
+    recipe step needs activations (prune drop=auto), and keeps them."""
+
+    calibration: list
+
+    @property
+    def needs_calibration(self) -> bool:
+        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
+
+    def set_calibration(self, requests: list) -> None:
+        self.calibration = requests

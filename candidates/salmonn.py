@@ -37,7 +37,7 @@ def check_checkpoint(path: Path, allow_pickle: bool) -> None:
         )
 
 
-class SalmonnCandidate:
+class SalmonnCandidate(recipes.CalibrationMixin):
     """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
 
     tasks = frozenset({"asr", "aac"})
@@ -79,14 +79,6 @@ class SalmonnCandidate:
         self.model.eval()
         self.dtype = kwargs["dtype"]
         self.applied = recipes.apply(self.model, self.steps, PARTS, self._hidden_states)
-
-    @property
-    def needs_calibration(self) -> bool:
-        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
-
-    def set_calibration(self, requests: list[Request]) -> None:
-        """A few of the suite's requests, for recipes that look at activations (prune auto)."""
-        self.calibration = requests
 
     def _hidden_states(self, llm) -> list:
         import torch

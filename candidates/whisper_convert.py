@@ -19,17 +19,14 @@ Command line: `python -m candidates.whisper_convert SRC_CT2_FOLDER OUT_FOLDER`.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import struct
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from harness.paths import cache_dir
+from harness.paths import build_once, cache_dir
 
 CONVERTED_VERSION = "v1"  # bump when the conversion changes, so old caches are not reused
 SUPPORTED_BINARY_VERSIONS = (5, 6)
@@ -275,24 +272,10 @@ def _generation_config(cls, config, tokenizer, ct2_config: dict):
 
 
 def ensure_converted(src: Path | None = None, out: Path | None = None) -> Path:
-    """Converts once; concurrent callers race safely (build in a sibling folder, then rename)."""
-    out = Path(out) if out else default_converted_path()
-    if (out / "config.json").is_file() and any(out.glob("*.safetensors")):
-        return out
-    src = Path(src) if src else default_source()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        convert(src, staging)
-        for path in [staging, *staging.iterdir()]:  # mkdtemp makes it private; the cache is shared
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        try:
-            os.replace(staging, out)
-        except OSError:  # another process finished first; its copy is identical
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+    """Converts once into the cache (see harness.paths.build_once)."""
+    source = Path(src) if src else None
+    return build_once(Path(out) if out else default_converted_path(),
+                      lambda staging: convert(source or default_source(), staging))
 
 
 def main(argv: list[str] | None = None) -> int:

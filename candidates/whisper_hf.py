@@ -30,7 +30,7 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
-class WhisperCandidate:
+class WhisperCandidate(recipes.CalibrationMixin):
     """Whisper through transformers (`WhisperForConditionalGeneration`), English ASR only."""
 
     tasks = frozenset({"asr"})
@@ -86,13 +86,6 @@ class WhisperCandidate:
         # transformers renamed forward's `past_key_values` to `cache` (5.2x); use what this version has.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self.applied = recipes.apply(self.model, self.steps, PARTS, self._hidden_states)
-
-    @property
-    def needs_calibration(self) -> bool:
-        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
-
-    def set_calibration(self, requests: list[Request]) -> None:
-        self.calibration = requests
 
     def _hidden_states(self, _part) -> list:
         """Decoder hidden states over each calibration clip's own greedy transcript."""

@@ -26,6 +26,8 @@ def build_once(path: Path, build) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
     try:
         build(staging)
+        for item in [staging, *staging.rglob("*")]:  # mkdtemp makes it private; the cache is shared
+            item.chmod(0o755 if item.is_dir() else 0o644)
         try:
             os.replace(staging, path)
         except OSError:  # another process finished first; its copy is identical

@@ -128,7 +128,7 @@ def test_recipe_steps(converted):
 
     from candidates.whisper_hf import WhisperCandidate
 
-    with pytest.raises(ValueError, match="known: fp32, bf16"):
+    with pytest.raises(ValueError, match="unknown part 'llm'; this family has encoder, decoder"):
         WhisperCandidate(CandidateSpec(name="x", family="whisper", recipe=["nf4:llm"]))
     cand = WhisperCandidate(CandidateSpec(name="x", family="whisper", recipe=["bf16"]))
     cand.load("cpu")
