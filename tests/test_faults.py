@@ -91,7 +91,10 @@ def _predicted(run_dir) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path):
+@pytest.mark.parametrize("victim", ["child", "parent"])
+def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path, victim):
+    """SIGKILL the measured child (the parent records a partial run) or the whole bench.py (the
+    child dies with it, no run.json is written); either way --resume completes the run."""
     args = ["run", "-c", "whisper-tiny", "--limit", "6", "--warmup", "0"]
     whole = bench(*args, "--results", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
@@ -110,11 +113,15 @@ def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path):
         time.sleep(0.1)
     assert run_dir is not None, "no predictions appeared"
     children = psutil.Process(parent.pid).children(recursive=True)
-    parent.send_signal(signal.SIGKILL)  # the whole bench.py, mid-run
-    parent.wait()
-    psutil.wait_procs(children, timeout=30)  # the child dies with its parent (PR_SET_PDEATHSIG)
+    (children[0] if victim == "child" else parent).send_signal(signal.SIGKILL)
+    parent.wait(timeout=120)
+    psutil.wait_procs(children, timeout=30)  # a killed parent takes its child along (PR_SET_PDEATHSIG)
     assert not any(c.is_running() for c in children)
-    assert not (run_dir / "run.json").exists()
+    if victim == "child":
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["status"] == "partial" and "SIGKILL" in record["error"]
+    else:
+        assert not (run_dir / "run.json").exists()
     done_before = _predicted(run_dir)
     assert 2 <= len(done_before) < 6
     with open(run_dir / "predictions.jsonl", "a") as handle:  # a torn last line, as a kill can leave

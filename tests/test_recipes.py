@@ -174,3 +174,14 @@ def test_auto_prune_finds_layers_built_to_do_nothing():
     assert done["dropped_layers"] == [2, 3]
     assert done["angular_distances"][2] == pytest.approx(0.0, abs=1e-3)
     assert min(d for i, d in enumerate(done["angular_distances"]) if i != 2) > 0.01
+
+
+def test_compile_uses_a_static_cache_for_generating_parts_and_torch_compile_otherwise():
+    model = tiny_llama(2)
+    holder = torch.nn.Module()
+    holder.llm = model
+    holder.head = torch.nn.Linear(4, 4)
+    parts = {"llm": "llm", "head": "head"}
+    done = recipes.apply(holder, recipes.parse(["compile:llm", "compile:head"], parts), parts)
+    assert model.generation_config.cache_implementation == "static" and "static KV cache" in done[0]["note"]
+    assert "torch.compile" in done[1]["note"] and holder.head.forward is not torch.nn.Linear.forward
