@@ -69,16 +69,21 @@ class EchoCandidate:
 '''
 
 
+def install_distribution(site: Path, module: str, code: str, entry_points: str) -> dict[str, str]:
+    """A real installed distribution (module + dist-info with entry_points.txt) in `site`, as pip
+    would lay it out; returns the environment that puts it on a child's path."""
+    (site / f"{module}.py").write_text(code)
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return {"PYTHONPATH": f"{site}:{REPO}"}
+
+
 @pytest.fixture(scope="session")
 def plugin_site(tmp_path_factory):
-    """A real installed distribution (module + dist-info with entry_points.txt) on a path of its own."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "lbplugin_echo.py").write_text(PLUGIN)
-    info = site / "lbplugin_echo-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lbplugin-echo\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[lalm_bench.candidates]\necho = lbplugin_echo:EchoCandidate\n")
-    return {"PYTHONPATH": f"{site}:{REPO}"}
+    return install_distribution(tmp_path_factory.mktemp("site"), "lbplugin_echo", PLUGIN,
+                                "[lalm_bench.candidates]\necho = lbplugin_echo:EchoCandidate\n")
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -19,7 +19,7 @@ import soundfile as sf
 from harness import metrics
 from harness.data import load_annotation_json
 from harness.suites import DEMO_DATA
-from tests.conftest import REPO, bench, run_record_path
+from tests.conftest import bench, install_distribution, run_record_path
 
 pytestmark = pytest.mark.slow
 
@@ -66,16 +66,10 @@ class Parrot:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("suite_site")
-    (root / "lbplug_suites.py").write_text(PLUGIN)
-    info = root / "lbplug_suites-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lbplug-suites\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[lalm_bench.suites]\nbeeps = lbplug_suites:make_suite\n\n"
-        "[lalm_bench.candidates]\nparrot = lbplug_suites:Parrot\n"
+    return install_distribution(
+        tmp_path_factory.mktemp("suite_site"), "lbplug_suites", PLUGIN,
+        "[lalm_bench.suites]\nbeeps = lbplug_suites:make_suite\n\n[lalm_bench.candidates]\nparrot = lbplug_suites:Parrot\n",
     )
-    return {"PYTHONPATH": f"{root}:{REPO}"}
 
 
 def tone(path, seconds, rate=16000):
