@@ -44,6 +44,7 @@ class HfAudioLMCandidate(recipes.CalibrationMixin):
         self.steps = recipes.parse(spec.recipe, self.parts)
         self.calibration: list[Request] = []
         self.applied: list[dict] = []
+        self._chat_texts: dict[str, str] = {}
 
     def prepare(self) -> None:
         if not self.model_path:
@@ -86,13 +87,22 @@ class HfAudioLMCandidate(recipes.CalibrationMixin):
         llm = recipes.module_at(self.model, self.parts["llm"])
         return tensor_bytes(llm) - tensor_bytes(llm.get_input_embeddings()) + tensor_bytes(self.model.lm_head)
 
+    def _chat_text(self, prompt: str) -> str:
+        """The chat template rendered around one audio placeholder; cached since suites reuse one prompt
+        (the processor still expands the placeholder to each clip's length)."""
+        if prompt not in self._chat_texts:
+            content = [{"type": "audio", "audio": "clip"}, {"type": "text", "text": prompt}]
+            conversation = [{"role": "user", "content": content}]
+            if self.system_prompt:
+                conversation.insert(0, {"role": "system", "content": self.system_prompt})
+            self._chat_texts[prompt] = self.processor.apply_chat_template(
+                conversation, add_generation_prompt=True, tokenize=False
+            )
+        return self._chat_texts[prompt]
+
     def _inputs(self, request: Request):
         """Chat template + processor: features, audio placeholders expanded, token ids."""
-        content = [{"type": "audio", "audio": "clip"}, {"type": "text", "text": request.prompt}]
-        conversation = [{"role": "user", "content": content}]
-        if self.system_prompt:
-            conversation.insert(0, {"role": "system", "content": self.system_prompt})
-        text = self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        text = self._chat_text(request.prompt)
         inputs = self.processor(text=text, audio=[request.audio], sampling_rate=SAMPLE_RATE, return_tensors="pt")
         inputs = inputs.to(self.device)
         inputs["input_features"] = inputs["input_features"].to(self.dtype)

@@ -49,8 +49,6 @@ class SalmonnForConditionalGeneration(PreTrainedModel):
     base_model_prefix = "salmonn"
     main_input_name = "input_features"
     _no_split_modules = ["WhisperEncoderLayer", "LlamaDecoderLayer"]
-    # Kept in full precision by quantizing recipes that target the LLM only.
-    non_llm_modules = ["audio_encoder", "window_qformer", "speech_projector", "query_tokens", "lm_head"]
 
     def __init__(self, config: SalmonnConfig):
         super().__init__(config)

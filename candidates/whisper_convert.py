@@ -124,13 +124,8 @@ def _state_dict(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             else:
                 sd[f"{dst}.{name}.bias"] = b
 
-    enc, dec = "model.encoder", "model.decoder"
-    linear(f"{enc}.conv1", "encoder/conv1")
-    linear(f"{enc}.conv2", "encoder/conv2")
-    sd[f"{enc}.embed_positions.weight"] = v["encoder/position_encodings/encodings"]
-    norm(f"{enc}.layer_norm", "encoder/layer_norm")
-    for i in range(_n_layers(v, "encoder")):
-        dst, src = f"{enc}.layers.{i}", f"encoder/layer_{i}"
+    def self_attention_and_ffn(dst: str, src: str) -> None:
+        """The parts encoder and decoder layers share: fused self-attention and the feed-forward."""
         fused(f"{dst}.self_attn", ["q_proj", "k_proj", "v_proj"], f"{src}/self_attention/linear_0")
         linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
         norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
@@ -138,21 +133,24 @@ def _state_dict(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
         norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
 
+    enc, dec = "model.encoder", "model.decoder"
+    linear(f"{enc}.conv1", "encoder/conv1")
+    linear(f"{enc}.conv2", "encoder/conv2")
+    sd[f"{enc}.embed_positions.weight"] = v["encoder/position_encodings/encodings"]
+    norm(f"{enc}.layer_norm", "encoder/layer_norm")
+    for i in range(_n_layers(v, "encoder")):
+        self_attention_and_ffn(f"{enc}.layers.{i}", f"encoder/layer_{i}")
+
     sd[f"{dec}.embed_tokens.weight"] = v["decoder/embeddings/weight"]
     sd[f"{dec}.embed_positions.weight"] = v["decoder/position_encodings/encodings"]
     norm(f"{dec}.layer_norm", "decoder/layer_norm")
     for i in range(_n_layers(v, "decoder")):
         dst, src = f"{dec}.layers.{i}", f"decoder/layer_{i}"
-        fused(f"{dst}.self_attn", ["q_proj", "k_proj", "v_proj"], f"{src}/self_attention/linear_0")
-        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        self_attention_and_ffn(dst, src)
         linear(f"{dst}.encoder_attn.q_proj", f"{src}/attention/linear_0")
         fused(f"{dst}.encoder_attn", ["k_proj", "v_proj"], f"{src}/attention/linear_1")
         linear(f"{dst}.encoder_attn.out_proj", f"{src}/attention/linear_2")
         norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
     projection = v.get("decoder/projection/weight")
     if projection is not None and not np.array_equal(projection, v["decoder/embeddings/weight"]):
         raise ValueError("the output projection is not tied to the token embeddings; this converter assumes it is")

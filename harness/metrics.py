@@ -88,11 +88,6 @@ def spice_status(cache: Path | None = None) -> tuple[Path | None, str]:
     return root, ""
 
 
-def spice_jars(cache: Path | None = None) -> Path | None:
-    """The aac-metrics cache folder when it holds SPICE and its CoreNLP jars and Java is found."""
-    return spice_status(cache)[0]
-
-
 def _spice(cands: list[str], refs: list[list[str]], root: Path):
     """aac-metrics' SPICE, minus its Java version check.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness import environment, store
 from harness.data import DataError, Problem, load_annotation_json
+from harness.profiles import check_profile
 from harness.registry import CandidateSpec, build, resolve
 from harness.scoring import efficiency_block, score_suite
 from harness.suites import SUITES, Suite
@@ -186,6 +187,7 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
 
 
 def execute(options: RunOptions) -> tuple[Path, dict]:
+    check_profile(options.profile)
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)

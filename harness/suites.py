@@ -103,13 +103,6 @@ def all_suites() -> dict[str, Suite]:
     return suites
 
 
-def get_suite(name: str) -> Suite:
-    suites = all_suites()
-    if name not in suites:
-        raise ValueError(f"unknown suite {name!r}; known: {', '.join(suites)}")
-    return suites[name]
-
-
 class _Registry(Mapping):
     """`SUITES[name]`, `for name in SUITES`, `SUITES.values()`: a live view of `all_suites()`."""
 

@@ -26,7 +26,7 @@ from leaderboard.ranking import (
     to_frame,
 )
 from leaderboard.render import FORMATS, cells, footer_lines, score_rule, to_json, to_table
-from leaderboard.results import group_by_profile, latest_per_candidate, load_results, load_runs
+from leaderboard.results import latest_per_candidate, load_results, load_runs
 
 __all__ = [
     "CRITERIA",
@@ -44,7 +44,6 @@ __all__ = [
     "cells",
     "criteria_notes",
     "footer_lines",
-    "group_by_profile",
     "group_runs",
     "latest_per_candidate",
     "load_profile",

@@ -126,11 +126,3 @@ def load_results(results_dir: str | Path, include_failed: bool = False) -> Any:
     frame = pd.json_normalize(runs, sep=".") if runs else pd.DataFrame(columns=list(REQUIRED_KEYS))
     frame.attrs["warnings"] = warnings
     return frame
-
-
-def group_by_profile(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Runs measured with different profiles are never ranked together; `default` comes first."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault(run.get("profile") or "default", []).append(run)
-    return dict(sorted(groups.items(), key=lambda item: (item[0] != "default", item[0])))

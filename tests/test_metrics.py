@@ -43,11 +43,11 @@ def test_spice_detection_needs_java_and_all_jars(tmp_path):
     (spice / "lib").mkdir(parents=True)
     for name in ("spice-1.0.jar", "lib/stanford-corenlp-3.6.0.jar"):
         (spice / name).write_bytes(b"")
-    assert metrics.spice_jars(tmp_path) is None  # models jar still missing
+    assert metrics.spice_status(tmp_path)[0] is None  # models jar still missing
     (spice / "lib" / "stanford-corenlp-3.6.0-models.jar").write_bytes(b"")
     import shutil
 
-    assert (metrics.spice_jars(tmp_path) == tmp_path) == (shutil.which("java") is not None)
+    assert (metrics.spice_status(tmp_path)[0] == tmp_path) == (shutil.which("java") is not None)
 
 
 def test_caption_normalization():
