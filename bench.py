@@ -45,14 +45,14 @@ def cli() -> None:
               help="aac-metrics cache folder holding the SPICE jars (default: aac-metrics' own, ~/.cache).")
 @click.option("--skip-invalid", is_flag=True, help="Run valid samples; record invalid ones as failed.")
 @click.option("--timeout-s", type=float, help="Kill the measured process after this many seconds.")
-@click.option("--profile", type=click.Choice(["default", "nota2025"]), default="default", show_default=True,
-              help="Measurement method: ours (default) or the competition organiser's (nota2025).")
+@click.option("--protocol", type=click.Choice(["default", "nota2025"]), default="default", show_default=True,
+              help="Measurement protocol: ours (default) or the competition organiser's evaluator (nota2025).")
 @click.option("--sample-timeout-s", type=float,
               help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        profile, sample_timeout_s, resume_id, data_format=None, audio_dir=None, aac_cache=None) -> None:
+        protocol, sample_timeout_s, resume_id, data_format=None, audio_dir=None, aac_cache=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -68,7 +68,7 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
             options = RunOptions(
                 candidate=candidate, data=data, suites=parse_suite_list(suites), limit=limit, device=device,
                 threads=threads, warmup=warmup, results=results, audio_root=audio_root,
-                skip_invalid=skip_invalid, timeout_s=timeout_s, profile=profile,
+                skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
                 aac_cache=aac_cache,
             )
@@ -251,7 +251,7 @@ def _leaderboard_sections(results, weights, baseline, mix):
 def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> None:
     """Rank the newest run of each candidate by weighted per-criterion ranks.
 
-    Runs are ranked together only when they share the measurement profile, the device kind
+    Runs are ranked together only when they share the measurement protocol, the device kind
     (and CPU thread count) and the datasets; otherwise each comparable group gets its own table.
     """
     import leaderboard as lb
@@ -264,7 +264,7 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
         rows = []
         for section in sections:
             for row, item in zip(section.rows, lb.to_json(section.rows, ci=ci), strict=True):
-                rows.append({**item, "profile": section.run_of(row).get("profile") or "default", "group": section.index})
+                rows.append({**item, "protocol": lb.protocol_of(section.run_of(row)), "group": section.index})
         click.echo(json.dumps(rows, indent=2))
         return
     if not sections:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import environment, store
 from harness.data import DataError, Problem, load_annotation_json
-from harness.profiles import check_profile
+from harness.protocols import check_protocol
 from harness.registry import CandidateSpec, build, resolve
 from harness.scoring import efficiency_block, score_suite
 from harness.suites import SUITES, Suite
@@ -52,7 +52,7 @@ class RunOptions:
     skip_invalid: bool = False
     timeout_s: float | None = None
     progress: bool = True
-    profile: str = "default"
+    protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
 
 
@@ -108,7 +108,7 @@ def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> lis
         for p in plans:
             p.samples = p.samples[: options.limit]
     for p in plans:
-        if p.suite.name == "aac" and options.profile == "default":
+        if p.suite.name == "aac" and options.protocol == "default":
             # Detected now, before the model loads, so a long run does not end in a surprise.
             p.aac_cache = options.aac_cache
             found, reason = spice_status(options.aac_cache)
@@ -187,7 +187,7 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
 
 
 def execute(options: RunOptions) -> tuple[Path, dict]:
-    check_profile(options.profile)
+    check_protocol(options.protocol)
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
@@ -200,10 +200,10 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "spec": spec.to_dict(),
         "device": options.device,
-        "profile": options.profile,
+        "protocol": options.protocol,
         "nota_prompt": SUITES["asr"].prompt,
         # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
-        "warmup": 0 if options.profile == "nota2025" else options.warmup,
+        "warmup": 0 if options.protocol == "nota2025" else options.warmup,
         "sample_timeout_s": options.sample_timeout_s,
         "suites": [
             {
@@ -228,7 +228,9 @@ def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dic
     """Continues a run from its job file: samples already in predictions.jsonl are kept, the rest run."""
     run_dir = _find_run(Path(results), run_id)
     job = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
-    options = RunOptions(**{**job["options"], "progress": progress})
+    saved = dict(job["options"])
+    saved.setdefault("protocol", saved.pop("profile", "default"))  # job files written before the rename
+    options = RunOptions(**{**saved, "progress": progress})
     spec = CandidateSpec(**job["spec"])
     plans = [
         SuitePlan(
@@ -284,7 +286,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions, options.profile) for p in plans}
+    suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -303,7 +305,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         },
         "recipe_applied": worker.get("recipe_applied"),
         "calibration_ids": worker.get("calibration_ids"),
-        "profile": options.profile,
+        "protocol": options.protocol,
         "created_at": created_at,
         "status": status,
         "error": error,
@@ -322,6 +324,6 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
         "suites": suites,
-        "efficiency": efficiency_block(predictions, worker, device, options.profile),
+        "efficiency": efficiency_block(predictions, worker, device, options.protocol),
         "load_s": worker.get("load_s"),
     }

@@ -14,7 +14,7 @@ from harness.metrics import (
     wer_of_normalized,
     wer_per_sample,
 )
-from harness.profiles import nota_caption, nota_wer
+from harness.protocols import nota_caption, nota_wer
 from harness.roofline import roofline
 from harness.timing import latency_ms, summarize
 
@@ -24,12 +24,12 @@ SCORERS = {
 }
 
 
-def score_suite(plan, predictions: list[dict], profile: str = "default") -> dict[str, Any]:
+def score_suite(plan, predictions: list[dict], protocol: str = "default") -> dict[str, Any]:
     """Quality metrics over the samples that produced a prediction; failures are counted.
 
     Besides `metrics`, the block names the suite's `primary_metric` and its direction, whether
     it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned samples
-    and bootstrap 95% intervals in `metrics_ci` (default profile).
+    and bootstrap 95% intervals in `metrics_ci` (default protocol).
     """
     suite = plan.suite
     name = suite.name
@@ -62,14 +62,14 @@ def score_suite(plan, predictions: list[dict], profile: str = "default") -> dict
     hyps = [r["prediction"] or "" for r in scorable]
     refs = [r["references"] for r in scorable]
     try:
-        if profile == "default" and name == "asr":
+        if protocol == "default" and name == "asr":
             block["metrics"], block["metrics_ci"] = _score_asr([r[0] for r in refs], hyps)
-        elif profile == "default" and name == "aac":
+        elif protocol == "default" and name == "aac":
             metrics, notices, per_sample = caption_scores(hyps, refs, getattr(plan, "aac_cache", None))
             block["metrics"], block["metrics_ci"] = metrics, _mean_cis(per_sample)
             block["notices"] += notices
-        elif name in SCORERS.get(profile, {}):
-            scorer = SCORERS[profile][name]
+        elif name in SCORERS.get(protocol, {}):
+            scorer = SCORERS[protocol][name]
             if name == "asr":
                 block["metrics"] = scorer([r[0] for r in refs], hyps)
             else:
@@ -136,7 +136,7 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     }
 
 
-def efficiency_block(predictions: list[dict], worker: dict, device: str, profile: str = "default") -> dict[str, Any]:
+def efficiency_block(predictions: list[dict], worker: dict, device: str, protocol: str = "default") -> dict[str, Any]:
     """Latency over every timed request of the run, and the memory the child reported.
 
     Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
@@ -146,7 +146,7 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, profile
     block = _timings(ok)
     memory = worker.get("memory", {})
     weights = worker.get("weights_bytes")
-    if profile == "nota2025":
+    if protocol == "nota2025":
         return _nota_block(worker.get("nota2025", {}), block, memory, weights,
                            worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"))
     gpu = device.startswith("cuda")
@@ -168,7 +168,7 @@ def _nota_block(nota: dict, per_sample: dict, memory: dict, weights: int | None,
                 worker_decoder_bytes: int | None, bandwidth: float | None) -> dict[str, Any]:
     supported = nota.get("supported", False)
     return {
-        "profile": "nota2025",
+        "protocol": "nota2025",
         "supported": supported,
         "reason": nota.get("reason"),
         "ttft_ms": nota.get("ttft_ms", {"mean": None, "p50": None}),

@@ -110,7 +110,7 @@ def run_job(job: dict) -> int:
         load_peak = rss.report()
         rss.restart_peak()
         sync = gpu.synchronizer(device)
-        if job.get("profile") == "nota2025":
+        if job.get("protocol") == "nota2025":
             summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
         timer = TokenTimer(sync=sync)
         watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
@@ -144,7 +144,7 @@ def run_job(job: dict) -> int:
 def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
     """The organiser's efficiency loop; its peak counter includes the model load, as theirs did."""
     from harness import gpu
-    from harness.profiles import measure_nota2025
+    from harness.protocols import measure_nota2025
 
     def peak_mb() -> float:
         if device.startswith("cuda"):

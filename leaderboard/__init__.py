@@ -11,7 +11,7 @@ Notebook use::
 """
 
 from leaderboard.board import Section, build
-from leaderboard.grouping import Group, group_runs
+from leaderboard.grouping import Group, group_runs, protocol_of
 from leaderboard.profiles import WeightProfile, builtin_profiles, load_profile
 from leaderboard.ranking import (
     CRITERIA,
@@ -50,6 +50,7 @@ __all__ = [
     "load_results",
     "load_runs",
     "parse_weights",
+    "protocol_of",
     "rank",
     "score_rule",
     "to_frame",

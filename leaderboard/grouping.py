@@ -1,6 +1,6 @@
 """Fair comparisons: which runs may be ranked together.
 
-Two runs are comparable when they share the measurement profile, the device kind (device type
+Two runs are comparable when they share the measurement protocol, the device kind (device type
 and model; on CPU also the thread count) and, for every suite both ran, the dataset (its
 ``dataset_hash`` -- a content hash of sample ids and references -- or, in older records, the
 ``dataset`` string). Runs that are not comparable go into separate groups, each ranked on its
@@ -16,7 +16,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeviceKind:
-    profile: str
+    protocol: str
     device: str  # "cpu", "cuda", ...
     device_name: str | None
     threads: int | None  # CPU only: the pinned thread count
@@ -26,7 +26,7 @@ class DeviceKind:
         threads = ""
         if self.threads is not None:
             threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"profile: {self.profile} · device: {self.device}{name}{threads}"
+        return f"protocol: {self.protocol} · device: {self.device}{name}{threads}"
 
 
 @dataclass
@@ -46,8 +46,8 @@ class Group:
         """What sets this group apart from ``other``, e.g. ["threads 2 vs 1"]."""
         a, b = self.kind, other.kind
         out = []
-        if a.profile != b.profile:
-            out.append(f"measurement profile {a.profile} vs {b.profile}")
+        if a.protocol != b.protocol:
+            out.append(f"measurement protocol {a.protocol} vs {b.protocol}")
         if (a.device, a.device_name) != (b.device, b.device_name):
             out.append(f"device {a.device} ({a.device_name}) vs {b.device} ({b.device_name})")
         if a.threads != b.threads:
@@ -67,13 +67,18 @@ def _short(value: str | None) -> str:
     return text[:12] if len(text) > 16 and all(c in "0123456789abcdef:" for c in text.lower()) else text
 
 
+def protocol_of(run: Mapping[str, Any]) -> str:
+    """The measurement protocol a run used (records written before the rename call it `profile`)."""
+    return str(run.get("protocol") or run.get("profile") or "default")
+
+
 def device_kind(run: Mapping[str, Any]) -> DeviceKind:
     env = run.get("environment") or {}
     device = str(env.get("device") or "unknown").split(":")[0]
     name = env.get("device_name")
     threads = env.get("threads") if device == "cpu" else None
     return DeviceKind(
-        profile=str(run.get("profile") or "default"),
+        protocol=protocol_of(run),
         device=device,
         device_name=str(name) if name is not None else None,
         threads=threads if isinstance(threads, int) else None,
@@ -94,7 +99,7 @@ def _consistent(a: Mapping[str, str | None], b: Mapping[str, str | None]) -> boo
 
 
 def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
-    """Split runs into comparable groups; default profile first, then larger groups first.
+    """Split runs into comparable groups; default protocol first, then larger groups first.
 
     Within one device kind a run joins the first group whose datasets agree with its own on
     every suite both have (a run with ASR only joins a group with ASR + captioning when the
@@ -119,7 +124,7 @@ def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
     groups = [g for gs in by_kind.values() for g in gs]
     for group in groups:
         group.runs.sort(key=lambda r: (str(r.get("candidate")), str(r.get("run_id"))))
-    groups.sort(key=lambda g: (g.kind.profile != "default", g.kind.profile, -len(g.runs), g.describe()))
+    groups.sort(key=lambda g: (g.kind.protocol != "default", g.kind.protocol, -len(g.runs), g.describe()))
     return groups
 
 

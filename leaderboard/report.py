@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from leaderboard.board import Section
+from leaderboard.grouping import protocol_of
 from leaderboard.plots import pareto_plots
 from leaderboard.ranking import LeaderboardRow
 from leaderboard.render import cell_text, delta_text, fmt_score, footer_lines, to_table, value_text
@@ -75,7 +76,7 @@ def render_html(sections: list[Section], ci: bool = False, source: str = "", whe
         "<h1>lalm-bench leaderboard</h1>",
         f'<p class="note">Generated {_e(when)} from <code>{_e(source)}</code>: {n_runs} run(s) in '
         f"{len(sections)} comparable group(s). Runs are ranked together only when they share the "
-        "measurement profile, the device kind (and CPU thread count) and the datasets.</p>",
+        "measurement protocol, the device kind (and CPU thread count) and the datasets.</p>",
     ]
     if not sections:
         parts.append("<p>No runs to rank.</p>")
@@ -122,7 +123,7 @@ def _environment_table(section: Section, rows: list[LeaderboardRow]) -> str:
         ("run id", [r.get("run_id") for r in runs]),
         ("created", [r.get("created_at") for r in runs]),
         ("status", [r.get("status") for r in runs]),
-        ("profile", [r.get("profile") or "default" for r in runs]),
+        ("protocol", [protocol_of(r) for r in runs]),
     ]
     for key, label in ENV_KEYS:
         values = [e.get(key) for e in envs]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2", "int8": "2", "pruned": "2", "qwen2-audio-tiny": "2"}
 
 REQUIRED = {
-    "": ["schema_version", "run_id", "candidate", "created_at", "status", "profile", "environment", "suites", "efficiency"],
+    "": ["schema_version", "run_id", "candidate", "created_at", "status", "protocol", "environment", "suites", "efficiency"],
     "environment": ["python", "torch", "transformers", "device", "device_name", "threads", "git_sha"],
     "efficiency": ["ttft_ms", "tpot_ms", "e2e_ms", "latency_ms", "peak_memory_mb", "weights_mb", "tokens_per_s", "rtfx"],
     "efficiency.ttft_ms": ["p50", "p90", "mean", "stdev"],
@@ -122,11 +122,11 @@ def test_roofline_for_decoders_only(runs):
 
 
 def test_nota2025_profile_real_run(runs, tmp_path):
-    out = bench("run", "-c", "baseline", "--profile", "nota2025", "--limit", "2", "--results", str(tmp_path))
+    out = bench("run", "-c", "baseline", "--protocol", "nota2025", "--limit", "2", "--results", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     record = json.loads(run_record_path(out.stdout).read_text())
     eff = record["efficiency"]
-    assert record["profile"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
+    assert record["protocol"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
     assert len(eff["ttft_ms"]["values"]) == 10 and eff["tpot_ms"]["mean"] > 0
     assert eff["latency_ms"] == pytest.approx(eff["ttft_ms"]["mean"] + eff["tpot_ms"]["mean"])
     assert eff["peak_memory_mb"] > 0

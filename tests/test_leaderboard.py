@@ -52,7 +52,7 @@ def make_run(
         "candidate": candidate,
         "created_at": created_at,
         "status": status,
-        "profile": "default",
+        "protocol": "default",
         "environment": {"device": "cpu", "threads": 1},
         "suites": suites,
         "efficiency": {

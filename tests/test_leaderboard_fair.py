@@ -68,13 +68,13 @@ def test_grouping_by_device_profile_and_dataset():
         run_on("b", device="cuda:0", device_name="NVIDIA H100", run_id="2"),
         run_on("c", device="cuda:1", device_name="NVIDIA H100", threads=4, run_id="3"),  # same GPU kind
         run_on("d", data="other", run_id="4"),
-        {**run_on("e", run_id="5"), "profile": "nota2025"},
+        {**run_on("e", run_id="5"), "protocol": "nota2025"},
         run_on("f", aac=False, run_id="6"),  # ASR only, same ASR data: joins a's group
     ]
     groups = group_runs(runs)
     assert [sorted(r["candidate"] for r in g.runs) for g in groups] == [["a", "f"], ["b", "c"], ["d"], ["e"]]
     assert groups[2].differences(groups[0]) == ["asr dataset other vs h-asr"]
-    assert groups[3].differences(groups[0]) == ["measurement profile nota2025 vs default"]
+    assert groups[3].differences(groups[0]) == ["measurement protocol nota2025 vs default"]
     assert "device cuda (NVIDIA H100) vs cpu (Xeon)" in groups[1].differences(groups[0])
 
 
@@ -156,5 +156,5 @@ def test_build_sections_explain_each_table():
     runs = [run_on("a", threads=1, run_id="1"), run_on("b", threads=8, run_id="2")]
     sections = build(runs)
     assert [s.index for s in sections] == [1, 2]
-    assert sections[0].header[0].startswith("Group 1 of 2: profile: default")
+    assert sections[0].header[0].startswith("Group 1 of 2: protocol: default")
     assert "threads 8 vs 1" in sections[1].header[1]

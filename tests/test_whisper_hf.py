@@ -156,9 +156,9 @@ def test_bench_run_whisper_tiny_hf(model_cache, tmp_path):
 
 @pytest.mark.slow
 def test_bench_nota2025_whisper_tiny_hf(model_cache, tmp_path):
-    out = bench("run", "-c", "whisper-tiny-hf", "--profile", "nota2025", "--limit", "1", "--results", str(tmp_path))
+    out = bench("run", "-c", "whisper-tiny-hf", "--protocol", "nota2025", "--limit", "1", "--results", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr
     record = json.loads(run_record_path(out.stdout).read_text())
     eff = record["efficiency"]
-    assert record["profile"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
+    assert record["protocol"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
     assert eff["tpot_ms"]["mean"] > 0 and eff["ttft_ms"]["mean"] > eff["tpot_ms"]["mean"]

@@ -1,4 +1,4 @@
-"""The nota2025 profile: the organiser's formulas, checked against hand-computed values."""
+"""The nota2025 measurement protocol: the organiser's formulas, checked against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from bench import cli
 from harness import metrics
-from harness.profiles import measure_nota2025, nota_caption, nota_wer
+from harness.protocols import measure_nota2025, nota_caption, nota_wer
 
 
 class ScriptedDecoder:
@@ -80,7 +80,7 @@ def test_leaderboard_never_ranks_profiles_together(tmp_path):
     def write(run_id, candidate, profile, latency):
         (tmp_path / run_id).mkdir()
         (tmp_path / run_id / "run.json").write_text(json.dumps({
-            "schema_version": 1, "run_id": run_id, "candidate": candidate, "status": "ok", "profile": profile,
+            "schema_version": 1, "run_id": run_id, "candidate": candidate, "status": "ok", "protocol": profile,
             "created_at": "2026-11-25T00:00:00+00:00", "environment": {}, "suites": {},
             "efficiency": {"peak_memory_mb": 1.0, "latency_ms": latency},
         }))
@@ -92,7 +92,7 @@ def test_leaderboard_never_ranks_profiles_together(tmp_path):
     rows = json.loads(out.output)
     by_profile = {}
     for row in rows:
-        by_profile.setdefault(row["profile"], []).append((row["candidate"], row["rank"]))
+        by_profile.setdefault(row["protocol"], []).append((row["candidate"], row["rank"]))
     assert by_profile == {"default": [("a", 1), ("b", 2)], "nota2025": [("a", 1)]}
     table = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path)]).output
-    assert table.index("profile: default") < table.index("profile: nota2025")
+    assert table.index("protocol: default") < table.index("protocol: nota2025")

@@ -1,6 +1,6 @@
-"""Measurement profiles. `default` is DESIGN.md section 5; `nota2025` reproduces the
+"""Measurement protocols. `default` is DESIGN.md section 5; `nota2025` reproduces the
 organiser's evaluator of the original competition, so users can compare with its public
-leaderboard. It is never the default, and its runs are never ranked with other profiles'.
+leaderboard. It is never the default, and its runs are never ranked with other protocols'.
 
 nota2025, as the organiser measured:
 - input: 10 s of random noise with the ASR prompt; 10 iterations; no warm-up;
@@ -25,15 +25,15 @@ import numpy as np
 
 from harness.types import SAMPLE_RATE, Request
 
-PROFILES = ("default", "nota2025")
+PROTOCOLS = ("default", "nota2025")
 NOTA_ITERATIONS = 10
 NOTA_NOISE_SECONDS = 10.0
 NOTA_SEED = 0
 
 
-def check_profile(name: str) -> str:
-    if name not in PROFILES:
-        raise ValueError(f"unknown measurement profile {name!r}; known: {', '.join(PROFILES)}")
+def check_protocol(name: str) -> str:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown measurement protocol {name!r}; known: {', '.join(PROTOCOLS)}")
     return name
 
 
