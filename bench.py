@@ -337,16 +337,28 @@ def report(results, out, weights, baseline, ci, mix) -> None:
 
 
 @cli.command()
-def candidates() -> None:
-    """List registered candidates with their tasks."""
-    from harness.registry import RegistryError, all_specs, build
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def candidates(fmt) -> None:
+    """List registered candidates with their family, recipe, tasks and where they come from."""
+    from harness.registry import RegistryError, all_specs, build, shadowed_plugins
 
-    for name, spec in sorted(all_specs().items()):
+    for line in shadowed_plugins():
+        click.echo(f"warning: {line}", err=True)
+    listing = []
+    for _, spec in sorted(all_specs().items()):
+        entry = {**spec.to_dict(), "available": True, "problem": None}
         try:
-            tasks = spec.tasks or sorted(build(spec).tasks)
+            entry["tasks"] = spec.tasks or sorted(build(spec).tasks)
         except (RegistryError, ImportError, ValueError) as err:
-            tasks = [f"unavailable: {err}"]
-        click.echo(f"{name:<16} {','.join(tasks):<10} {spec.description}  [{spec.source}]")
+            entry.update(available=False, problem=str(err))
+        listing.append(entry)
+    if fmt == "json":
+        click.echo(json.dumps(listing, indent=2))
+        return
+    width = max((len(e["name"]) for e in listing), default=10) + 2
+    for e in listing:
+        tasks = ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}"
+        click.echo(f"{e['name']:<{width}} {tasks:<10} {e['description']}  [{e['source']}]")
 
 
 @cli.command()

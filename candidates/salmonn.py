@@ -9,9 +9,11 @@ Recipe: any steps of candidates/recipes.py on the parts `llm`, `encoder`, `adapt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from candidates import recipes
+from harness.candidate import Candidate
 from harness.memory import tensor_bytes
 from harness.registry import CandidateSpec
 from harness.streaming import transformers_streamer
@@ -37,18 +39,25 @@ def check_checkpoint(path: Path, allow_pickle: bool) -> None:
         )
 
 
-class SalmonnCandidate(recipes.CalibrationMixin):
+@dataclass(frozen=True)
+class SalmonnOptions:
+    model_path: str | None = None  # a folder saved by this family; default: the built-in tiny checkpoint
+    allow_pickle: bool = False  # accept .bin/.pt weights (unpickling runs code)
+
+
+class SalmonnCandidate(recipes.RecipeHooks, Candidate):
     """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
 
     tasks = frozenset({"asr", "aac"})
+    Options = SalmonnOptions
 
     def __init__(self, spec: CandidateSpec):
-        self.name = spec.name
+        super().__init__(spec)
         self.steps = recipes.parse(spec.recipe, PARTS)
         self.calibration: list[Request] = []
         self.applied: list[dict] = []
-        self.model_path = spec.options.get("model_path")
-        self.allow_pickle = bool(spec.options.get("allow_pickle", False))
+        self.model_path = self.options.model_path
+        self.allow_pickle = self.options.allow_pickle
         self.model = None
         self._prompt_ids: dict[str, tuple] = {}
 
@@ -119,6 +128,9 @@ class SalmonnCandidate(recipes.CalibrationMixin):
         feats = self.features(request.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         prefix, suffix = self._prompt_tensors(request.prompt)
         return self.model.build_inputs_embeds(feats.to(self.device, self.dtype), prefix, suffix)
+
+    def stepped_decoder(self) -> SalmonnCandidate:
+        return self
 
     def prefill(self, request: Request) -> dict:
         """Audio encoding + prompt wrapping + one prefill forward (the nota2025 TTFT)."""

@@ -12,10 +12,12 @@ Tokens stream to the harness one by one, so TTFT and TPOT are both measured.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 
 from candidates import recipes
 from candidates.salmonn import check_checkpoint
+from harness.candidate import Candidate
 from harness.memory import tensor_bytes
 from harness.registry import CandidateSpec
 from harness.streaming import transformers_streamer
@@ -30,16 +32,23 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
-class WhisperCandidate(recipes.CalibrationMixin):
+@dataclass(frozen=True)
+class WhisperOptions:
+    model_path: str | None = None  # a transformers Whisper folder; default: tiny.en converted on first use
+    allow_pickle: bool = False
+
+
+class WhisperCandidate(recipes.RecipeHooks, Candidate):
     """Whisper through transformers (`WhisperForConditionalGeneration`), English ASR only."""
 
     tasks = frozenset({"asr"})
+    Options = WhisperOptions
 
     def __init__(self, spec: CandidateSpec):
-        self.name = spec.name
+        super().__init__(spec)
         self.steps = recipes.parse(spec.recipe, PARTS)
-        self.model_path = spec.options.get("model_path")
-        self.allow_pickle = bool(spec.options.get("allow_pickle", False))
+        self.model_path = self.options.model_path
+        self.allow_pickle = self.options.allow_pickle
         self.model = None
         self.calibration: list[Request] = []
         self.applied: list[dict] = []
@@ -120,6 +129,9 @@ class WhisperCandidate(recipes.CalibrationMixin):
         audio = request.audio[: int(self.window_s * SAMPLE_RATE)]
         feats = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         return feats.input_features.to(self.device, self.dtype)
+
+    def stepped_decoder(self) -> WhisperCandidate:
+        return self
 
     def prefill(self, request: Request) -> dict:
         """Features + encoder + decoder forward over the forced prompt ids (the nota2025 TTFT)."""

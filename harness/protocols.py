@@ -37,11 +37,6 @@ def check_protocol(name: str) -> str:
     return name
 
 
-def supports_steps(candidate) -> bool:
-    """nota2025 times a prefill and a single decode step: the candidate must expose both."""
-    return callable(getattr(candidate, "prefill", None)) and callable(getattr(candidate, "decode_step", None))
-
-
 def measure_nota2025(
     candidate,
     prompt: str,
@@ -51,8 +46,9 @@ def measure_nota2025(
     iterations: int = NOTA_ITERATIONS,
 ) -> dict[str, Any]:
     """The organiser's loop; `peak_mb` reads the (never reset) peak-memory counter."""
-    if not supports_steps(candidate):
-        return {"supported": False, "reason": "candidate has no prefill/decode_step (not an LLM decoder)"}
+    stepper = candidate.stepped_decoder()
+    if stepper is None:
+        return {"supported": False, "reason": "candidate has no stepped decoder (prefill / decode_step): not an LLM decoder"}
     noise = np.random.default_rng(NOTA_SEED).standard_normal(int(NOTA_NOISE_SECONDS * SAMPLE_RATE))
     request = Request("nota2025-noise", noise.astype(np.float32), "asr", prompt, 1)
     sync = sync or (lambda: None)
@@ -60,10 +56,10 @@ def measure_nota2025(
     for _ in range(iterations):
         sync()
         t0 = clock()
-        state = candidate.prefill(request)
+        state = stepper.prefill(request)
         sync()
         t1 = clock()
-        candidate.decode_step(state)
+        stepper.decode_step(state)
         sync()
         t2 = clock()
         ttft.append((t1 - t0) * 1000.0)

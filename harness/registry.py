@@ -15,12 +15,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.candidate import Candidate
+from harness.options import OptionsError, parse_options, unknown_keys_message
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 CANDIDATE_GROUP = "lalm_bench.candidates"
+# The top-level keys of a candidate TOML file; any other key is an error (a typo must not run).
+TOML_KEYS = ("name", "family", "description", "tasks", "recipe", "options")
 FAMILY_GROUP = "lalm_bench.families"
 BUILTIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "candidates" / "configs"
 BUILTIN_FAMILIES = {
@@ -47,6 +52,7 @@ class CandidateSpec:
     recipe: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "builtin:<file>", "file:<path>" or "entry-point:<dist>"
+    entry_point: str | None = None  # "module:attr" of an entry-point candidate (family None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,12 +74,24 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         raise RegistryError(f"candidate file not found: {path}") from None
     except tomllib.TOMLDecodeError as err:
         raise RegistryError(f"{path}: invalid TOML: {err}") from None
-    if "family" not in doc:
-        raise RegistryError(f"{path}: missing `family = \"...\"` (one of: {', '.join(family_names())})")
+    problems = []  # every problem of the file at once: a typo must not hide the next one
+    unknown = sorted(set(doc) - set(TOML_KEYS))
+    if unknown:
+        problems.append(unknown_keys_message("", "top-level key(s)", unknown, list(TOML_KEYS)).lstrip(": "))
     recipe = doc.get("recipe", [])
-    if isinstance(recipe, str):
-        recipe = [recipe]
-    return CandidateSpec(
+    recipe = [recipe] if isinstance(recipe, str) else recipe
+    for key, ok in (
+        ("recipe", isinstance(recipe, list) and all(isinstance(s, str) for s in recipe)),
+        ("tasks", isinstance(doc.get("tasks", []), list)),
+        ("options", isinstance(doc.get("options", {}), dict)),
+    ):
+        if not ok:
+            problems.append(f"`{key}` has the wrong shape ({doc[key]!r}); see the README's candidate file keys")
+    if "family" not in doc:
+        problems.append(f"missing `family = \"...\"` (one of: {', '.join(family_names())})")
+    if problems[len(unknown) > 0:]:  # shape problems: the options cannot be checked yet
+        raise RegistryError(f"{path}: " + "; ".join(problems))
+    spec = CandidateSpec(
         name=doc.get("name", path.stem),
         family=doc["family"],
         description=doc.get("description", ""),
@@ -82,6 +100,26 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         options=dict(doc.get("options", {})),
         source=source or f"file:{path}",
     )
+    problems += _option_problems(spec)
+    if problems:
+        raise RegistryError(f"{path}: " + "; ".join(problems))
+    return spec
+
+
+def _option_problems(spec: CandidateSpec) -> list[str]:
+    """The family's option check, run while reading the file so all its typos are reported together."""
+    try:
+        factory = family_factory(spec.family)
+    except RegistryError as err:
+        return [str(err)]
+    options_class = getattr(factory, "Options", None) if isinstance(factory, type) and issubclass(factory, Candidate) else None
+    if options_class is None:
+        return []  # a plugin factory function: its options are checked when it builds the candidate
+    try:
+        parse_options(options_class, spec.options, "[options]")
+    except OptionsError as err:
+        return [str(err)]
+    return []
 
 
 def _entry_points(group: str) -> list[metadata.EntryPoint]:
@@ -107,18 +145,32 @@ def _entry_point_spec(ep: metadata.EntryPoint) -> CandidateSpec:
         obj.source = obj.source or f"entry-point:{dist}"
         return obj
     doc = (getattr(obj, "__doc__", "") or "").strip().splitlines()
+    tasks = obj.tasks if isinstance(obj, type) and issubclass(obj, Candidate) else []
     return CandidateSpec(
         name=ep.name,
         family=None,
-        description=getattr(obj, "description", doc[0] if doc else ""),
-        tasks=sorted(getattr(obj, "tasks", [])),
-        options={"entry_point": ep.value},
+        description=doc[0] if doc else "",
+        tasks=sorted(tasks),
         source=f"entry-point:{dist}",
+        entry_point=ep.value,
     )
 
 
+def shadowed_plugins() -> list[str]:
+    """Plugins (candidates or families) that use a built-in name: they are not used, and say so."""
+    builtin_candidates = {p.stem for p in BUILTIN_CONFIG_DIR.glob("*.toml")} | set(builtin_specs())
+    lines = []
+    for group, names, what in ((CANDIDATE_GROUP, builtin_candidates, "candidate"), (FAMILY_GROUP, BUILTIN_FAMILIES, "family")):
+        for ep in _entry_points(group):
+            if ep.name in names:
+                dist = ep.dist.name if ep.dist else "?"
+                lines.append(f"{what} {ep.name!r} from {dist} ({ep.value}) is not used: the built-in {what} of that name wins; "
+                             "register it under another name")
+    return lines
+
+
 def all_specs() -> dict[str, CandidateSpec]:
-    """Built-ins first; an installed plugin may not silently replace a built-in name."""
+    """Built-ins first; an installed plugin never replaces a built-in name (`shadowed_plugins` says so)."""
     specs = builtin_specs()
     for ep in _entry_points(CANDIDATE_GROUP):
         if ep.name in specs:
@@ -141,20 +193,31 @@ def resolve(name_or_path: str) -> CandidateSpec:
 
 
 def family_factory(name: str) -> Callable[[CandidateSpec], Any]:
+    """Built-in families first, as for candidates: a plugin cannot replace one."""
+    if name in BUILTIN_FAMILIES:
+        return _load_object(BUILTIN_FAMILIES[name])
     for ep in _entry_points(FAMILY_GROUP):
         if ep.name == name:
             return ep.load()
-    if name in BUILTIN_FAMILIES:
-        return _load_object(BUILTIN_FAMILIES[name])
     raise RegistryError(f"unknown candidate family {name!r}; known: {', '.join(family_names())}")
 
 
-def build(spec: CandidateSpec):
-    """Instantiates the candidate (cheap: weights load later, in `load`)."""
+def build(spec: CandidateSpec) -> Candidate:
+    """Instantiates the candidate (cheap: weights load later, in `load`); its options are checked here."""
     if spec.family is None:
-        factory = _load_object(spec.options["entry_point"])
+        if not spec.entry_point:
+            raise RegistryError(f"candidate {spec.name!r} names neither a family nor an entry point")
+        factory = _load_object(spec.entry_point)
         candidate = factory()
+        where = f"entry point {spec.name!r} ({spec.entry_point})"
     else:
         candidate = family_factory(spec.family)(spec)
+        where = f"family {spec.family!r}"
+    if not isinstance(candidate, Candidate):
+        raise RegistryError(
+            f"{where} built a {type(candidate).__name__}, which does not subclass harness.candidate.Candidate; "
+            "subclass it (see the README section 'Writing a candidate')"
+        )
+    candidate.spec = spec
     candidate.name = spec.name
     return candidate

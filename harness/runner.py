@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import environment, store
+from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.protocols import check_protocol
 from harness.registry import CandidateSpec, build, resolve
@@ -264,7 +265,7 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
     deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
     error = None
     restarts = 0
-    if hasattr(candidate, "prepare"):
+    if overrides(candidate, "prepare"):
         code, timed_out = _spawn(["--prepare", str(job_path)], run_dir, options.threads, None, 0, False)
         if describe_exit(code, timed_out):
             error = f"prepare step failed: {describe_exit(code, timed_out)}"

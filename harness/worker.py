@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from harness import store
+from harness.candidate import Candidate, overrides
 from harness.data import AudioError, load_audio
 from harness.memory import RssTracker
 from harness.registry import CandidateSpec, build
@@ -92,7 +93,7 @@ def run_job(job: dict) -> int:
     device = gpu.resolve_device(job["device"])
     candidate = build(spec)
     summary: dict = {"status": "running", "device": device}
-    if hasattr(candidate, "decoder_weight_bytes"):
+    if overrides(candidate, "decoder_weight_bytes"):
         from harness.roofline import measure_bandwidth_gbps
 
         # Before the memory baseline: the copy buffers must not count as the model's memory.
@@ -101,7 +102,7 @@ def run_job(job: dict) -> int:
     rss.reset()
     gpu.reset_peak(device)
     with gpu.NvmlPoller(device) as nvml:
-        if getattr(candidate, "needs_calibration", False):
+        if candidate.needs_calibration():
             summary["calibration_ids"] = _calibrate(candidate, job)
         t0 = time.perf_counter()
         candidate.load(device)
@@ -128,20 +129,19 @@ def run_job(job: dict) -> int:
     if device.startswith("cuda"):
         summary["memory"].update(gpu.peak_report(device))
     summary["memory"].update(nvml.report())
-    weight_bytes = getattr(candidate, "weight_bytes", None)
-    summary["weights_bytes"] = weight_bytes() if weight_bytes else None
-    by_part = getattr(candidate, "weight_bytes_by_part", None)
-    summary["weights_bytes_by_part"] = by_part() if by_part else None
-    decoder_bytes = getattr(candidate, "decoder_weight_bytes", None)
-    summary["decoder_weights_bytes"] = decoder_bytes() if decoder_bytes else None
-    summary["recipe_applied"] = getattr(candidate, "applied", None)
+    summary["weights_bytes"] = candidate.weight_bytes()
+    summary["weights_bytes_by_part"] = candidate.weight_bytes_by_part()
+    summary["decoder_weights_bytes"] = candidate.decoder_weight_bytes()
+    summary["recipe_applied"] = candidate.recipe_applied()
+    summary["candidate_info"] = candidate.run_info()
+    candidate.close()
     summary["device_name"] = gpu.device_name(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
     return 0
 
 
-def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
+def _nota2025(candidate: Candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
     """The organiser's efficiency loop; its peak counter includes the model load, as theirs did."""
     from harness import gpu
     from harness.protocols import measure_nota2025
@@ -154,7 +154,7 @@ def _nota2025(candidate, job: dict, device: str, sync, rss: RssTracker, load_pea
     return measure_nota2025(candidate, job["nota_prompt"], sync, peak_mb)
 
 
-def _calibrate(candidate, job: dict, n: int = 4) -> list[str]:
+def _calibrate(candidate: Candidate, job: dict, n: int = 4) -> list[str]:
     """Hands the first few readable samples of the first suite to recipes that need activations."""
     suite = job["suites"][0]
     requests = []
@@ -170,7 +170,7 @@ def _calibrate(candidate, job: dict, n: int = 4) -> list[str]:
     return [r.sample_id for r in requests]
 
 
-def _warm_up(candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:
+def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:
     """Runs one sample `warmup` times; nothing from it is recorded.
 
     It prefers a sample an earlier child already predicted (known good), and never one that
@@ -200,7 +200,7 @@ def _warm_up(candidate, job: dict, timer: TokenTimer, done: dict, watchdog: Samp
         return
 
 
-def _run_sample(candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict:
+def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict:
     record = {
         "sample_id": sample["sample_id"],
         "task": suite["name"],
@@ -244,9 +244,7 @@ def _run_sample(candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict
 
 
 def prepare(job: dict) -> int:
-    candidate = build(CandidateSpec(**job["spec"]))
-    if hasattr(candidate, "prepare"):
-        candidate.prepare()
+    build(CandidateSpec(**job["spec"])).prepare()
     return 0
 
 

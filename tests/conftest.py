@@ -41,14 +41,14 @@ PLUGIN = '''
 import os
 import signal
 import time
+from harness.candidate import Candidate
 from harness.types import Generation
 
 
-class EchoCandidate:
+class EchoCandidate(Candidate):
     """Echo test plugin: answers two words, one token at a time."""
 
     tasks = frozenset({"asr"})
-    name = "echo"
 
     def load(self, device):
         self.device = device

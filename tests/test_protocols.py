@@ -9,15 +9,28 @@ from click.testing import CliRunner
 
 from bench import cli
 from harness import metrics
+from harness.candidate import Candidate
 from harness.protocols import measure_nota2025, nota_caption, nota_wer
 
 
-class ScriptedDecoder:
+class ScriptedDecoder(Candidate):
     """prefill takes 0.2 s, a decode step 0.03 s on the fake clock; memory grows per iteration."""
 
+    tasks = frozenset({"asr"})
+
     def __init__(self, clock):
+        super().__init__()
         self.clock = clock
         self.prompts = []
+
+    def load(self, device):
+        pass
+
+    def generate(self, request, on_token):
+        raise AssertionError("nota2025 never calls generate")
+
+    def stepped_decoder(self):
+        return self
 
     def prefill(self, request):
         self.prompts.append((request.prompt, len(request.audio)))
@@ -50,7 +63,9 @@ def test_nota2025_efficiency_formulas():
 
 
 def test_nota2025_needs_prefill_and_decode_step():
-    class Whole:
+    class Whole(Candidate):
+        def load(self, device): ...
+
         def generate(self, request, on_token): ...
 
     out = measure_nota2025(Whole(), "x", None, lambda: 0.0)

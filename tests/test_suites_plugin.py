@@ -24,6 +24,7 @@ from tests.conftest import bench, install_distribution, run_record_path
 pytestmark = pytest.mark.slow
 
 PLUGIN = '''
+from harness.candidate import Candidate
 from harness.suites import Suite
 from harness.types import Generation
 
@@ -41,10 +42,9 @@ def make_suite():
                  annotation_tasks=("beep_count",), metric=exact_match)
 
 
-class Parrot:
+class Parrot(Candidate):
     """Answers from the audio length, so results depend on which clip it was given."""
 
-    name = "parrot"
     tasks = frozenset({"asr", "aac", "beeps"})
 
     def load(self, device):

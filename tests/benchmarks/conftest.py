@@ -32,8 +32,7 @@ _loaded: dict = {}
 def loaded(name: str):
     if name not in _loaded:
         candidate = build(resolve(name))
-        if hasattr(candidate, "prepare"):
-            candidate.prepare()
+        candidate.prepare()
         candidate.load("cpu")
         _loaded[name] = candidate
     return _loaded[name]

@@ -1,0 +1,173 @@
+"""The candidate contract: the one base class every candidate subclasses.
+
+Required (abstract): `load(device)` and `generate(request, on_token)`, plus the class attribute
+`tasks`. Every optional hook the harness may call is declared here once, typed and with a
+default, so the worker calls hooks through this class and never looks one up by name: a
+subclass method whose name is a near miss of a hook (`weight_byte`, `generate_batched`) is an
+error when the class is defined, not a silent `null` in the record.
+
+A family's options (the `[options]` table of a candidate TOML file) are a dataclass named in
+`Options`; an unknown key is an error that names the key, the known ones and the nearest match.
+
+A minimal plugin::
+
+    from harness.candidate import Candidate
+    from harness.types import Generation
+
+    class Echo(Candidate):
+        tasks = frozenset({"asr"})
+
+        def load(self, device):
+            ...
+
+        def generate(self, request, on_token):
+            on_token()                      # once per generated token, as soon as it exists
+            return Generation(text="hello", n_tokens=1)
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from harness.options import parse_options
+from harness.types import Generation, Request, TokenCallback
+
+if TYPE_CHECKING:
+    from harness.registry import CandidateSpec
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A family without options: any key under `[options]` is an error."""
+
+
+@runtime_checkable
+class SteppedDecoder(Protocol):
+    """The two calls the nota2025 protocol times: encoding + prompt + one prefill forward, then
+    one decode step with the KV cache. `state` is whatever the candidate needs to go on."""
+
+    def prefill(self, request: Request) -> Any: ...
+
+    def decode_step(self, state: Any) -> Any: ...
+
+
+class Candidate(ABC):
+    """Base class of every candidate (built-in families and plugins alike).
+
+    Subclasses set `tasks` (the suites they can do, e.g. `frozenset({"asr", "aac"})`) and
+    implement `load` and `generate`. The constructor takes the candidate's spec (name, recipe,
+    options from its TOML file); an entry-point plugin may be built without one.
+    """
+
+    tasks: ClassVar[frozenset[str]] = frozenset()
+    Options: ClassVar[type] = NoOptions
+    supports_recipes: ClassVar[bool] = False  # False: a `recipe = [...]` in its TOML is an error
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_hook_names(cls)  # HOOKS exists by the time any subclass is defined
+
+    def __init__(self, spec: CandidateSpec | None = None) -> None:
+        self.spec = spec
+        self.name: str = spec.name if spec is not None else type(self).__name__
+        where = f"candidate {self.name!r} ({spec.source})" if spec is not None and spec.source else f"candidate {self.name!r}"
+        self.options = parse_options(type(self).Options, dict(spec.options) if spec is not None else {}, where)
+        self.recipe: list[str] = list(spec.recipe) if spec is not None else []
+        if self.recipe and not self.supports_recipes:
+            family = spec.family if spec is not None and spec.family else type(self).__name__
+            raise ValueError(f"{where}: recipes are not supported by family {family!r} (got {self.recipe}); remove `recipe`")
+
+    # ------------------------------------------------------------------ required
+
+    @abstractmethod
+    def load(self, device: str) -> None:
+        """Loads the weights onto `device` ("cpu", "cuda", "cuda:1"). Runs inside the measured
+        process after the memory baseline: everything it allocates counts as the model's."""
+
+    @abstractmethod
+    def generate(self, request: Request, on_token: TokenCallback) -> Generation:
+        """Answers one request. Calls `on_token()` once per generated token as soon as it exists
+        (or `on_token(count)` when an engine delivers `count` tokens at once); the harness owns
+        the clock. Returns the text and, when known, `n_tokens` (else the callbacks are counted).
+        Raising fails this sample only; the run goes on."""
+
+    # ------------------------------------------------------------------ optional hooks
+
+    def prepare(self) -> None:  # noqa: B027 (an optional hook: doing nothing is its default)
+        """Builds or converts cached weights. When a class overrides it, it runs once in its own
+        process before the measured one, so one-off work never counts as load time or memory."""
+
+    def weight_bytes(self) -> int | None:
+        """Bytes the model's weights take as stored (quantized storage counted as packed)."""
+        return None
+
+    def weight_bytes_by_part(self) -> dict[str, int] | None:
+        """The same, broken down by the family's recipe parts, plus "other"."""
+        return None
+
+    def decoder_weight_bytes(self) -> int | None:
+        """Weight bytes read per generated token (the TPOT roofline). When a class overrides it,
+        the worker also measures the copy bandwidth before the memory baseline."""
+        return None
+
+    def needs_calibration(self) -> bool:
+        """True when a recipe step needs activations (e.g. prune drop=auto) before `load` ends."""
+        return False
+
+    def set_calibration(self, requests: list[Request]) -> None:  # noqa: B027 (an optional hook: doing nothing is its default)
+        """Receives the calibration requests (before `load`) when `needs_calibration()`."""
+
+    def recipe_applied(self) -> list[dict[str, Any]] | None:
+        """What each recipe step did, for the run record (after `load`)."""
+        return None
+
+    def stepped_decoder(self) -> SteppedDecoder | None:
+        """The prefill / decode-step pair the nota2025 protocol times, or None (unsupported)."""
+        return None
+
+    def generate_batch(self, requests: list[Request]) -> list[Generation]:
+        """Answers several requests at once for an untimed quality pass; the default answers them
+        one at a time. Results are in request order; timing is never taken from this call."""
+        return [self.generate(request, _ignore_tokens) for request in requests]
+
+    def run_info(self) -> dict[str, Any]:
+        """Extra facts for the run record (e.g. the prompt texts used); read after the run."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 (an optional hook: doing nothing is its default)
+        """Releases what `load` started (threads, connections); called once at the end."""
+
+
+def _ignore_tokens(count: int = 1) -> None:
+    return None
+
+
+HOOKS: tuple[str, ...] = tuple(
+    name for name, value in vars(Candidate).items() if callable(value) and not name.startswith("_")
+)
+STEPPED_HOOKS = ("prefill", "decode_step")
+
+
+def overrides(candidate: Candidate, hook: str) -> bool:
+    """Whether the candidate's class provides its own `hook` (a declared hook, never any name)."""
+    if hook not in HOOKS:
+        raise ValueError(f"{hook!r} is not a candidate hook; hooks: {', '.join(HOOKS)}")
+    return getattr(type(candidate), hook) is not getattr(Candidate, hook)
+
+
+def _check_hook_names(cls: type) -> None:
+    known = set(HOOKS) | set(STEPPED_HOOKS)
+    for name, value in vars(cls).items():
+        if name.startswith("_") or name in known or not callable(value):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}.{name}: not a candidate hook, but close to "
+                f"{close[0]!r}; rename it (hooks: {', '.join(sorted(known))})"
+            )
+
+
