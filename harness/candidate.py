@@ -133,6 +133,22 @@ class Candidate(ABC):
         one at a time. Results are in request order; timing is never taken from this call."""
         return [self.generate(request, _ignore_tokens) for request in requests]
 
+    def model_prompt(self, task: str) -> str | None:
+        """The prompt the model's authors publish for `task` (used with `run --prompts model`),
+        or None: the suite's prompt is used."""
+        return None
+
+    def audio_window_s(self) -> float | None:
+        """The longest audio (seconds) the model takes in one request, or None (no limit, or the
+        engine chunks by itself). Longer audio is chunked, truncated or refused by the harness
+        (`run --long-audio`), never silently cut by the candidate."""
+        return None
+
+    def external_memory(self) -> dict[str, Any] | None:
+        """Memory measured outside the measured process (e.g. a served model's server), which then
+        replaces the process's own peak in the record; None: the process's peak is the model's."""
+        return None
+
     def run_info(self) -> dict[str, Any]:
         """Extra facts for the run record (e.g. the prompt texts used); read after the run."""
         return {}
