@@ -49,10 +49,13 @@ def cli() -> None:
               help="Measurement protocol: ours (default) or the competition organiser's evaluator (nota2025).")
 @click.option("--sample-timeout-s", type=float,
               help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
+                   "their spread is recorded (efficiency.repeats).")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        protocol, sample_timeout_s, resume_id, data_format=None, audio_dir=None, aac_cache=None) -> None:
+        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -70,7 +73,7 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
                 threads=threads, warmup=warmup, results=results, audio_root=audio_root,
                 skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
-                aac_cache=aac_cache,
+                aac_cache=aac_cache, repeat=repeat,
             )
             run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -359,6 +362,20 @@ def candidates(fmt) -> None:
     for e in listing:
         tasks = ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}"
         click.echo(f"{e['name']:<{width}} {tasks:<10} {e['description']}  [{e['source']}]")
+
+
+@cli.command()
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), help="Keep the null candidate's run here (default: a temp folder).")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Demo samples per suite for the null candidate's run.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def doctor(threads, results, limit, fmt) -> None:
+    """This machine's measurement floors (null candidate memory and overhead, clock, bandwidth) and backends."""
+    from harness.doctor import diagnose, format_report
+
+    report = diagnose(threads, results, limit)
+    click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_report(report))
 
 
 @cli.command()

@@ -34,6 +34,7 @@ BUILTIN_FAMILIES = {
     "whisper": "candidates.whisper_hf:WhisperCandidate",
     "pocketsphinx": "candidates.pocketsphinx_asr:PocketSphinxCandidate",
     "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
+    "null": "candidates.null:NullCandidate",
 }
 
 

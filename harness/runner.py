@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, store
+from harness import environment, repeats, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
+from harness.library_logs import library_logs_to
 from harness.protocols import check_protocol
 from harness.registry import CandidateSpec, build, resolve
 from harness.scoring import efficiency_block, score_suite
@@ -55,6 +56,7 @@ class RunOptions:
     progress: bool = True
     protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
+    repeat: int = 1  # timed passes in fresh children; latency and memory are their medians
 
 
 @dataclass
@@ -211,6 +213,7 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
                 "name": p.suite.name,
                 "prompt": p.suite.prompt,
                 "max_new_tokens": p.suite.max_new_tokens,
+                "min_audio_s": p.suite.min_audio_s,
                 "dataset": p.dataset,
                 "samples": [
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
@@ -277,10 +280,38 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
             continue
         error = describe_exit(code, timed_out)
         break
-    record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+    repeat_errors = _run_repeats(run_dir, job, options, deadline) if error is None and options.repeat > 1 else []
+    with library_logs_to(run_dir / "worker.log"):  # scoring imports aac-metrics -> torch -> torchao chatter
+        record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+        if options.repeat > 1 and error is None:
+            device = record["environment"]["device"]
+            record["efficiency"] = _with_repeats(record["efficiency"], run_dir, options, device, repeat_errors)
     record["restarts_after_sample_timeout"] = restarts
     store.write_json_atomic(run_dir / store.RUN_FILE, record)
     return run_dir, record
+
+
+def _run_repeats(run_dir: Path, job: dict, options: RunOptions, deadline: float | None) -> list[str]:
+    """Repeats 2..N of the timed pass, each in a fresh child; a failed repeat is reported, not fatal."""
+    errors = []
+    for repeat_dir in repeats.repeat_dirs(run_dir, options.repeat):
+        if (repeat_dir / WORKER_FILE).is_file():  # done before an interruption (resume)
+            continue
+        job_path = repeats.write_repeat_job(run_dir, job, repeat_dir)
+        code, timed_out = _spawn([str(job_path)], repeat_dir, options.threads, deadline, 0, False)
+        problem = describe_exit(code, timed_out)
+        if problem:
+            errors.append(f"repeat {repeat_dir.name}: {problem}")
+    return errors
+
+
+def _with_repeats(first: dict, run_dir: Path, options: RunOptions, device: str, errors: list[str]) -> dict:
+    others = []
+    for repeat_dir in repeats.repeat_dirs(run_dir, options.repeat):
+        predictions, worker = repeats.read_repeat(repeat_dir)
+        if worker.get("status") == "ok":
+            others.append(efficiency_block(predictions, worker, device, options.protocol))
+    return repeats.summarize(first, others, errors)
 
 
 def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
@@ -321,6 +352,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "aac_cache": str(options.aac_cache) if options.aac_cache else None,
             "skip_invalid": options.skip_invalid,
             "timeout_s": options.timeout_s,
+            "repeat": options.repeat,
             "sample_timeout_s": options.sample_timeout_s,
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),

@@ -81,6 +81,15 @@ def _import_heavy() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 
+def _prime_harness() -> None:
+    """Loads what the harness itself uses per sample before the memory baseline, so the null
+    candidate's floor is ~0: scipy.signal alone is ~70 MB of imports, and the first decode and
+    resample allocate libsndfile's and the resampler's buffers."""
+    from harness.data import prime_audio_decoding
+
+    prime_audio_decoding()
+
+
 def run_job(job: dict) -> int:
     from harness import gpu
 
@@ -90,6 +99,7 @@ def run_job(job: dict) -> int:
     done = {(r.get("task"), r.get("sample_id")): r for r in store.repair_jsonl(predictions)}
     spec = CandidateSpec(**job["spec"])
     _import_heavy()
+    _prime_harness()
     device = gpu.resolve_device(job["device"])
     candidate = build(spec)
     summary: dict = {"status": "running", "device": device}
@@ -221,6 +231,11 @@ def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTim
         return record
     record["audio_s"] = len(audio) / SAMPLE_RATE
     record["original_sample_rate"] = rate
+    minimum = suite.get("min_audio_s", 0.0)
+    if record["audio_s"] < minimum:
+        record["error"] = (f"audio is {record['audio_s']:.3f} s, shorter than the {suite['name']} suite's minimum "
+                           f"of {minimum:g} s (a broken or empty recording?)")
+        return record
     request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
     try:
         timer.start()
