@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leaderboard.grouping import Group, group_runs
+from leaderboard.memory_notes import memory_phase_notes
 from leaderboard.profiles import WeightProfile, load_profile
 from leaderboard.ranking import LeaderboardRow, criteria_notes, rank
 
@@ -62,7 +63,7 @@ def build(
                 f"Not ranked with group 1 because it differs in: {'; '.join(group.differences(groups[0]))}. "
                 f"Runs: {_list_runs(group.runs)}"
             )
-        header += criteria_notes(group.runs)
+        header += criteria_notes(group.runs) + memory_phase_notes(group.runs)
         if baseline and rows and rows[0].reference is None:
             warnings.append(f"reference candidate {baseline!r} has no run in this group; no deltas shown")
         sections.append(Section(i, group, rows, header, warnings))
