@@ -13,6 +13,13 @@ become `from_pretrained` arguments; the others run on the loaded model, in order
 |                              | (PART may be `all`: every part, e.g. `nf4:all`)                 |
 | int8-dynamic:PART            | torch.ao dynamic int8 quantization of PART's linears (CPU)      |
 | torchao-int8:PART            | torchao int8 weight-only quantization of PART's linears         |
+| embed-int8:PART              | PART's token embedding in int8 rows + per-row scales; a tied   |
+|                              | output projection (Whisper's proj_out) reads the same rows     |
+|                              | (candidates/quant_embed.py). Runs before the other post-load   |
+|                              | steps, so int8-dynamic:all cannot make a second copy of it.    |
+| audio-ctx:encoder:pad_s=S    | Whisper only: encode the clip plus S s of silence instead of a   |
+|                              | 30 s window (candidates/audio_ctx.py); a runtime step, like    |
+|                              | compile, that an export keeps in its recipe                     |
 | prune:PART:drop=N            | drop the N decoder layers just before the last one              |
 | prune:PART:drop=auto:N       | drop the block of N consecutive layers whose input and output   |
 |                              | hidden states are closest (angular distance) on calibration data|
@@ -27,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-PART_OPS = {"nf4", "int8", "int8-dynamic", "torchao-int8", "prune", "compile"}
+PART_OPS = {"nf4", "int8", "int8-dynamic", "torchao-int8", "embed-int8", "prune", "compile"}
+FAMILY_OPS = {"audio-ctx"}  # steps only some families implement; they name them in `parse(family_ops=...)`
 
 
 class RecipeError(ValueError):
@@ -42,22 +50,30 @@ class Step:
     text: str = ""
 
 
-def parse(recipe: list[str], parts: dict[str, str]) -> list[Step]:
+def parse(recipe: list[str], parts: dict[str, str], family_ops: frozenset[str] = frozenset()) -> list[Step]:
     steps = []
     for text in recipe:
         op, _, rest = text.partition(":")
         if op in DTYPES and not rest:
             steps.append(Step(op, text=text))
             continue
-        if op not in PART_OPS:
-            raise RecipeError(f"unknown recipe step {text!r}; known: {', '.join(sorted(DTYPES) + sorted(PART_OPS))}")
+        if op in FAMILY_OPS and op not in family_ops:
+            raise RecipeError(f"recipe step {text!r}: {op} is not supported by this family")
+        if op not in PART_OPS | family_ops:
+            known = sorted(DTYPES) + sorted(PART_OPS | family_ops)
+            raise RecipeError(f"unknown recipe step {text!r}; known: {', '.join(known)}")
         part, _, arg_text = rest.partition(":")
+        if op in ("embed-int8", "audio-ctx") and part == "all":
+            raise RecipeError(f"recipe step {text!r}: name one part, e.g. {op}:{next(iter(parts))} ({', '.join(parts)})")
         if part not in parts and part != "all":
             raise RecipeError(
                 f"recipe step {text!r}: unknown part {part!r}; this family has {', '.join(parts)} (or all)"
             )
         args = dict(a.split("=", 1) for a in arg_text.split(",") if "=" in a) if arg_text else {}
         steps.append(Step(op, part, args, text))
+    for step in steps:
+        if step.op == "audio-ctx":
+            audio_ctx_pad_s(step)  # checks the argument now, before anything loads
     if sum(s.op in ("nf4", "int8") for s in steps) > 1:
         raise RecipeError("only one bitsandbytes step (nf4:... or int8:...) per candidate")
     if any(s.op == "int8-dynamic" for s in steps) and any(s.op in ("bf16", "fp16") for s in steps):
@@ -92,6 +108,45 @@ def load_kwargs(steps: list[Step], parts: dict[str, str], device: str, keep: lis
     return kwargs
 
 
+def audio_ctx_pad_s(step: Step) -> float:
+    try:
+        pad = float(step.args.get("pad_s", ""))
+    except ValueError:
+        raise RecipeError(f"{step.text}: expected audio-ctx:encoder:pad_s=SECONDS (e.g. pad_s=2)") from None
+    if not 0 <= pad <= 30:
+        raise RecipeError(f"{step.text}: pad_s must be between 0 and 30 seconds")
+    return pad
+
+
+def audio_context(steps: list[Step]) -> float | None:
+    """The seconds of silence an `audio-ctx` step keeps after the clip, or None (full window)."""
+    step = next((s for s in steps if s.op == "audio-ctx"), None)
+    return None if step is None else audio_ctx_pad_s(step)
+
+
+# What each step imports while it runs; `preload_imports` loads them before the memory baseline.
+STEP_IMPORTS = {
+    "nf4": ("bitsandbytes", "transformers.integrations.bitsandbytes", "transformers.quantizers.quantizer_bnb_4bit"),
+    "int8": ("bitsandbytes", "transformers.integrations.bitsandbytes", "transformers.quantizers.quantizer_bnb_8bit"),
+    "int8-dynamic": ("torch.ao.quantization", "torch.ao.nn.quantized.dynamic"),
+    "torchao-int8": ("torchao.quantization",),
+    "compile": ("torch._dynamo", "torch._inductor"),
+}
+
+
+def preload_imports(steps: list[Step]) -> None:
+    """Imports the libraries the steps use (a candidate's `preload` hook calls this), so that
+    importing bitsandbytes or torch.ao does not count as the model's memory. A library that is
+    missing is left for the step itself to report."""
+    import importlib
+
+    for module in dict.fromkeys(m for s in steps for m in STEP_IMPORTS.get(s.op, ())):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
 def bytes_by_part(model, parts: dict[str, str]) -> dict[str, int]:
     """Weight bytes of each named part, and of everything else under "other"."""
     from harness.memory import tensor_bytes
@@ -116,7 +171,9 @@ def apply(
 ) -> list[dict[str, Any]]:
     """Runs the post-load steps in order; returns what each did, for the run record."""
     done: list[dict[str, Any]] = []
-    for step in steps:
+    # Embedding steps first: a tied head must still be the embedding's Linear when they run, not
+    # an int8-dynamic copy of it. audio-ctx last: it encodes a silent window with the final encoder.
+    for step in sorted(steps, key=lambda s: (s.op != "embed-int8", s.op == "audio-ctx")):
         if step.op in DTYPES or step.op in ("nf4", "int8"):
             done.append({"step": step.text, "at": "load"})
             continue
@@ -133,6 +190,14 @@ def apply(
                 raise RecipeError(f"{step.text}: torchao is not installed (pip install torchao)") from None
             quantize_(part, Int8WeightOnlyConfig())
             done.append({"step": step.text})
+        elif step.op == "embed-int8":
+            from candidates.quant_embed import quantize_embeddings
+
+            done.append({"step": step.text, **quantize_embeddings(model, parts[step.part])})
+        elif step.op == "audio-ctx":
+            from candidates.audio_ctx import trim_encoder_context
+
+            done.append({"step": step.text, **trim_encoder_context(part)})
         elif step.op == "prune":
             done.append({"step": step.text, **prune(part, step, calibrate)})
         elif step.op == "compile":
