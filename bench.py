@@ -199,6 +199,27 @@ def validate(csv_file, data, task, id_pattern) -> None:
     click.echo(f"{csv_file}: valid")
 
 
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="Registered name or path to a candidate .toml file.")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--name", help="Name of the exported candidate (default: CANDIDATE-export).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Calibration clips for recipes that need them (prune drop=auto; default: the demo data).")
+def export(candidate, out_dir, name, data) -> None:
+    """Apply a candidate's recipe once and save a checkpoint that loads already quantized, plus
+    OUT_DIR/candidate.toml pointing at it (run it with `run -c OUT_DIR/candidate.toml`)."""
+    from harness.exporting import ExportFailed, export_candidate
+    from harness.registry import RegistryError, resolve
+
+    try:
+        result = export_candidate(resolve(candidate), out_dir, name=name, data=data)
+    except (RegistryError, ExportFailed, ValueError) as err:
+        _fail(str(err))
+    manifest = result.manifest
+    click.echo(f"exported {candidate} ({manifest['format']}, recipe {manifest['baked_recipe']}) to {result.out_dir}")
+    click.echo(f"candidate file: {result.candidate_file}")
+
+
 DEMO_CANDIDATES = ("baseline", "qlora4bit", "whisper-tiny")
 
 

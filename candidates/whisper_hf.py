@@ -36,6 +36,8 @@ def _cache_of(output):
 class WhisperOptions:
     model_path: str | None = None  # a transformers Whisper folder; default: tiny.en converted on first use
     allow_pickle: bool = False
+    # Apply the recipe once in prepare() (unmeasured) and load that export, as a deployment would.
+    pre_quantize: bool = False
 
 
 class WhisperCandidate(recipes.RecipeHooks, Candidate):
@@ -46,43 +48,63 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
 
     def __init__(self, spec: CandidateSpec):
         super().__init__(spec)
-        self.steps = recipes.parse(spec.recipe, PARTS)
+        self.steps = recipes.parse(spec.recipe, PARTS, family_ops=frozenset({"audio-ctx"}))
+        self.audio_ctx_pad_s = recipes.audio_context(self.steps)  # None: Whisper's full 30 s window
         self.model_path = self.options.model_path
         self.allow_pickle = self.options.allow_pickle
         self.model = None
+        self.processor = None
         self.calibration: list[Request] = []
         self.applied: list[dict] = []
 
     def prepare(self) -> None:
-        """Converts the default CTranslate2 weights once; runs in its own process before measuring."""
+        """Converts the default CTranslate2 weights once (and, with `pre_quantize`, exports the
+        recipe once); runs in its own process before measuring."""
         if not self.model_path:
             from candidates.whisper_convert import ensure_converted
 
             ensure_converted()
+        if self.options.pre_quantize:
+            from candidates.export import ensure_exported
+
+            ensure_exported(self.spec)
 
     def _path(self) -> Path:
+        if self.options.pre_quantize:
+            from candidates.export import ensure_exported
+
+            return ensure_exported(self.spec)  # already there when prepare() ran
         if self.model_path:
             return Path(self.model_path)
         from candidates.whisper_convert import ensure_converted
 
         return ensure_converted()  # already there when prepare() ran
 
+    def preload(self) -> None:
+        """Before the memory baseline: transformers' Whisper modules (~100 MB of imports), the
+        recipe's libraries and the processor (tokenizer + feature extractor, ~20 MB, unchanged by
+        any recipe)."""
+        import transformers.generation.streamers  # noqa: F401 (imported now for its memory)
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor  # noqa: F401
+
+        recipes.preload_imports(self.steps)
+        self.processor = WhisperProcessor.from_pretrained(self._path(), local_files_only=True)
+
     def load(self, device: str) -> None:
         import torch
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+        from candidates import export
+
         path = self._path()
         check_checkpoint(path, self.allow_pickle)
         self.device = device
-        kwargs = recipes.load_kwargs(self.steps, PARTS, device, keep=KEEP_FULL_PRECISION)
-        self.dtype = kwargs["dtype"]
-        self.processor = WhisperProcessor.from_pretrained(path, local_files_only=True)
-        self.model = WhisperForConditionalGeneration.from_pretrained(
-            path, local_files_only=True, use_safetensors=not self.allow_pickle, **kwargs
-        )
-        if "quantization_config" not in kwargs:
-            self.model.to(device)
-        self.model.eval()
+        if self.processor is None:  # preload() did not run (a direct call, not the harness)
+            self.processor = WhisperProcessor.from_pretrained(path, local_files_only=True)
+        # An exported folder loads pre-quantized; an ordinary one with the recipe's load-time steps.
+        loaded = export.load(WhisperForConditionalGeneration, path, self.steps, PARTS, device,
+                             keep=KEEP_FULL_PRECISION, use_safetensors=not self.allow_pickle)
+        self.model, self.dtype = loaded.model, loaded.dtype
         gen = self.model.generation_config
         multilingual = getattr(gen, "is_multilingual", self.model.config.vocab_size >= 51865)
         self.generate_kwargs = {"language": "en", "task": "transcribe"} if multilingual else {}
@@ -94,7 +116,12 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
         self.window_s = self.processor.feature_extractor.chunk_length
         # transformers renamed forward's `past_key_values` to `cache` (5.2x); use what this version has.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        self.applied = recipes.apply(self.model, self.steps, PARTS, self._hidden_states)
+        self.applied = loaded.applied + recipes.apply(self.model, loaded.steps, PARTS, self._hidden_states)
+
+    def export(self, out_dir: Path, provenance: dict) -> dict:
+        from candidates.export import export_model
+
+        return export_model(self.model, self.processor, out_dir, self.steps, self.applied, provenance).to_dict()
 
     def _hidden_states(self, _part) -> list:
         """Decoder hidden states over each calibration clip's own greedy transcript."""
@@ -103,9 +130,9 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
         states = []
         with torch.inference_mode():
             for request in self.calibration:
-                feats = self._features(request)
-                ids = self.model.generate(feats, max_new_tokens=32, do_sample=False, **self.generate_kwargs)
-                out = self.model(input_features=feats, decoder_input_ids=ids, output_hidden_states=True)
+                inputs = self._encoder_inputs(request)
+                ids = self.model.generate(**inputs, max_new_tokens=32, do_sample=False, **self.generate_kwargs)
+                out = self.model(**inputs, decoder_input_ids=ids, output_hidden_states=True)
                 states.append(out.decoder_hidden_states)
         return states
 
@@ -127,8 +154,24 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
 
     def _features(self, request: Request):
         audio = request.audio[: int(self.window_s * SAMPLE_RATE)]
-        feats = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        length = None  # the full window
+        if self._context_trimmed():
+            from candidates.audio_ctx import feature_samples
+
+            length = feature_samples(len(audio), self.audio_ctx_pad_s, SAMPLE_RATE, self.window_s)
+        feats = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", max_length=length)
         return feats.input_features.to(self.device, self.dtype)
+
+    def _encoder_inputs(self, request: Request) -> dict:
+        """What `generate` takes: the features, or (audio-ctx) the encoder's output, since HF's
+        generate would pad shorter features back to 30 s before encoding them."""
+        if not self._context_trimmed():
+            return {"input_features": self._features(request)}
+        return {"encoder_outputs": self.model.model.encoder(self._features(request))}
+
+    def _context_trimmed(self) -> bool:
+        """audio-ctx is in the recipe and applied (not yet while an earlier step calibrates)."""
+        return self.audio_ctx_pad_s is not None and hasattr(self.model.model.encoder, "silence_encoding")
 
     def stepped_decoder(self) -> WhisperCandidate:
         return self
@@ -160,21 +203,29 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
 
         n_prompt = self.prompt_ids.shape[1]
         max_new = max(1, min(request.max_new_tokens, self.model.config.max_target_positions - n_prompt))
+        generated = [0]
+
+        def count_token(count: int = 1) -> None:
+            generated[0] += count
+            on_token(count)
+
         with torch.inference_mode():
-            out = self.model.generate(
-                self._features(request),
+            # return_dict_in_generate=False: with True, Whisper's generate copies the whole KV cache
+            # twice after decoding (split per batch item, then stacked back), ~37 MB for tiny.en's
+            # 1500-position cross-attention cache; the ids it returns are the new tokens without EOT.
+            sequence = self.model.generate(
+                **self._encoder_inputs(request),
                 max_new_tokens=max_new,
                 do_sample=False,
                 num_beams=1,
                 return_timestamps=False,
-                return_dict_in_generate=True,
+                return_dict_in_generate=False,
                 # Whisper's generate puts the decoder prompt ids first, then each new token:
                 # the harness adapter skips exactly that first put (checked in tests/test_whisper_hf.py).
-                streamer=transformers_streamer(on_token),
+                streamer=transformers_streamer(count_token),
                 **self.generate_kwargs,
-            )
-        sequence = out.sequences[0]  # decoder prompt + new tokens (end-of-text included)
+            )[0]
         text = self.processor.tokenizer.decode(sequence, skip_special_tokens=True).strip()
         audio_s = len(request.audio) / SAMPLE_RATE
         info = {"audio_truncated_to_s": self.window_s} if audio_s > self.window_s else {}
-        return Generation(text=text, n_tokens=int(sequence.shape[0]) - n_prompt, info=info)
+        return Generation(text=text, n_tokens=generated[0], info=info)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from harness.options import parse_options
@@ -100,6 +101,12 @@ class Candidate(ABC):
         """Builds or converts cached weights. When a class overrides it, it runs once in its own
         process before the measured one, so one-off work never counts as load time or memory."""
 
+    def preload(self) -> None:  # noqa: B027 (an optional hook: doing nothing is its default)
+        """Runs in the measured process *before* the memory baseline: import the libraries `load`
+        uses and load what holds no weights and no recipe changes (tokenizer, feature extractor),
+        so the peak measures the model, not `import transformers.models...` (~100 MB for
+        Whisper). Never load weights here: they must count."""
+
     def weight_bytes(self) -> int | None:
         """Bytes the model's weights take as stored (quantized storage counted as packed)."""
         return None
@@ -148,6 +155,14 @@ class Candidate(ABC):
         """Memory measured outside the measured process (e.g. a served model's server), which then
         replaces the process's own peak in the record; None: the process's peak is the model's."""
         return None
+
+    def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+        """Writes the loaded model (its recipe applied) to `out_dir` so that it loads already
+        quantized, and returns the export's manifest (a dict with at least `format` and
+        `runtime_recipe`: the steps an exported candidate still applies at load). `bench.py
+        export` calls it after `load("cpu")`; `provenance` (source candidate, recipe, time,
+        version) goes into the manifest. Default: not exportable."""
+        raise NotImplementedError(f"candidate {self.name!r} cannot be exported")
 
     def run_info(self) -> dict[str, Any]:
         """Extra facts for the run record (e.g. the prompt texts used); read after the run."""

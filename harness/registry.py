@@ -25,7 +25,7 @@ else:  # pragma: no cover
 
 CANDIDATE_GROUP = "lalm_bench.candidates"
 # The top-level keys of a candidate TOML file; any other key is an error (a typo must not run).
-TOML_KEYS = ("name", "family", "description", "tasks", "recipe", "options")
+TOML_KEYS = ("name", "family", "description", "tasks", "recipe", "options", "provenance")
 FAMILY_GROUP = "lalm_bench.families"
 BUILTIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "candidates" / "configs"
 BUILTIN_FAMILIES = {
@@ -54,6 +54,9 @@ class CandidateSpec:
     options: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "builtin:<file>", "file:<path>" or "entry-point:<dist>"
     entry_point: str | None = None  # "module:attr" of an entry-point candidate (family None)
+    # Where an exported candidate came from (`bench.py export` writes it): source candidate and
+    # recipe, created_at, lalm_bench_version. Not read by families; kept in the run record.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +88,7 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         ("recipe", isinstance(recipe, list) and all(isinstance(s, str) for s in recipe)),
         ("tasks", isinstance(doc.get("tasks", []), list)),
         ("options", isinstance(doc.get("options", {}), dict)),
+        ("provenance", isinstance(doc.get("provenance", {}), dict)),
     ):
         if not ok:
             problems.append(f"`{key}` has the wrong shape ({doc[key]!r}); see the README's candidate file keys")
@@ -100,6 +104,7 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         recipe=list(recipe),
         options=dict(doc.get("options", {})),
         source=source or f"file:{path}",
+        provenance=dict(doc.get("provenance", {})),
     )
     problems += _option_problems(spec)
     if problems:
