@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, store
+from harness import environment, quality_pass, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.protocols import check_protocol
@@ -55,6 +55,8 @@ class RunOptions:
     progress: bool = True
     protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
+    batch_size: int = 1  # > 1: batched, untimed quality pass, then batch-1 timing (harness/quality_pass.py)
+    efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
 
 
 @dataclass
@@ -189,6 +191,9 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
 
 def execute(options: RunOptions) -> tuple[Path, dict]:
     check_protocol(options.protocol)
+    if options.batch_size > 1 and options.protocol != "default":
+        raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
+                       "requests (run it with --batch-size 1)")
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
@@ -221,8 +226,27 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
             for p in plans
         ],
     }
+    if options.batch_size > 1:
+        _plan_batched(job, options)
+        job["batched"] = overrides(candidate, "generate_batch")
     store.write_json_atomic(run_dir / JOB_FILE, job)
     return _run_and_record(run_dir, job, candidate, options, plans)
+
+
+def _plan_batched(job: dict, options: RunOptions) -> None:
+    """Clip durations (headers only) for length-sorted batches, and the samples timed at batch 1,
+    chosen now so that the job file (and a resumed run) holds them."""
+    from harness.data import audio_duration_s
+    from harness.quality_pass import select_for_timing
+
+    job["batch_size"] = options.batch_size
+    job["efficiency_samples"] = options.efficiency_samples
+    job["timed_samples"] = {}
+    for suite in job["suites"]:
+        for sample in suite["samples"]:
+            sample["duration_s"] = audio_duration_s(sample["audio_path"])
+        durations = [(s["sample_id"], s["duration_s"]) for s in suite["samples"]]
+        job["timed_samples"][suite["name"]] = select_for_timing(durations, options.efficiency_samples, suite["name"])
 
 
 def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dict]:
@@ -277,23 +301,31 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
             continue
         error = describe_exit(code, timed_out)
         break
-    record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+    record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error,
+                          job)
     record["restarts_after_sample_timeout"] = restarts
     store.write_json_atomic(run_dir / store.RUN_FILE, record)
     return run_dir, record
 
 
-def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
+def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error,
+                 job: dict | None = None) -> dict:
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
+    batched = job is not None and job.get("batch_size", 1) > 1
+    # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
+    timed = quality_pass.timed_records(run_dir) if batched else predictions
+    suites = {p.suite.name: score_suite(p, predictions, options.protocol, timed) for p in plans}
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
     if status == "ok" and planned and not any(s["n_scored"] for s in suites.values()):
         status, error = "failed", "every sample failed; see suites.*.failures"
     device = worker.get("device") or options.device
+    efficiency = efficiency_block(timed, worker, device, options.protocol)
+    if batched:
+        efficiency.update(quality_pass.record_block(run_dir, job, worker, predictions, timed))
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -322,9 +354,10 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "skip_invalid": options.skip_invalid,
             "timeout_s": options.timeout_s,
             "sample_timeout_s": options.sample_timeout_s,
+            **({"batch_size": options.batch_size, "efficiency_samples": options.efficiency_samples} if batched else {}),
         },
-        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
+        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads, worker.get("gpu")),
         "suites": suites,
-        "efficiency": efficiency_block(predictions, worker, device, options.protocol),
+        "efficiency": efficiency,
         "load_s": worker.get("load_s"),
     }
