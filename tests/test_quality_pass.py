@@ -260,3 +260,10 @@ def test_hung_batch_is_answered_alone_by_a_fresh_child(batcher_env, tmp_path):
     assert [f["sample_id"] for f in suite["failures"]] == ["b1-hang"] and suite["n_scored"] == 2
     kinds = [(c["kind"], c["ids"]) for c in _calls(log)][:4]
     assert kinds == [("batch", ["b2", "b1-hang", "b0"]), ("single", ["b2"]), ("single", ["b1-hang"]), ("single", ["b0"])]
+
+
+def test_batch_size_is_refused_under_nota2025(plugin_site, tmp_path):
+    out = bench("run", "-c", "echo", "--protocol", "nota2025", "--batch-size", "4", "--results", str(tmp_path / "r"),
+                env=plugin_site)
+    assert out.returncode != 0 and "--batch-size applies to the default protocol only" in out.stderr
+    assert not (tmp_path / "r").exists()  # refused before anything ran
