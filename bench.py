@@ -54,8 +54,13 @@ def cli() -> None:
                    "their spread is recorded (efficiency.repeats).")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
+@click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
+              help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None) -> None:
+        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
+        batch_size=1, efficiency_samples=50) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -73,7 +78,7 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
                 threads=threads, warmup=warmup, results=results, audio_root=audio_root,
                 skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
-                aac_cache=aac_cache, repeat=repeat,
+                aac_cache=aac_cache, repeat=repeat, batch_size=batch_size, efficiency_samples=efficiency_samples,
             )
             run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -114,6 +119,13 @@ def _summary(record: dict) -> str:
         f"TPOT p50 {_fmt(eff['tpot_ms']['p50'], '.2f')} ms)  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
+    qp = eff.get("quality_pass")
+    if qp:
+        how = f"batches of {qp['batch_size']}" if qp["batched"] else "one at a time (no generate_batch)"
+        lines.append(
+            f"  quality pass: {how}, {_fmt(qp['samples_per_s'], '.2f')} samples/s, RTFx {_fmt(qp['rtfx'], '.1f')};"
+            f" timed at batch 1: {eff['n_requests']} requests"
+        )
     return "\n".join(lines)
 
 

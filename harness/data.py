@@ -266,6 +266,23 @@ def prime_audio_decoding() -> None:
     _decode(buffer, "<primer>")
 
 
+def audio_duration_s(path: str) -> float | None:
+    """A clip's duration from its header (nothing decoded), or None when it cannot be read (the
+    sample then fails with its reason when it runs)."""
+    import soundfile as sf
+
+    try:
+        source = path
+        if path.startswith(("hf-disk:", "parquet:")):
+            from harness.loaders.hf import read_audio_bytes
+
+            source = io.BytesIO(read_audio_bytes(path))
+        info = sf.info(source)
+    except Exception:  # unreadable here means unreadable at run time too, where it is reported
+        return None
+    return info.frames / info.samplerate if info.samplerate and info.frames > 0 else None
+
+
 def dataset_hash(samples: list[Sample]) -> str:
     """First 16 hex digits of sha256 over the sorted sample ids and their references.
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, repeats, store
+from harness import environment, quality_pass, repeats, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.library_logs import library_logs_to
@@ -57,6 +57,8 @@ class RunOptions:
     protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
     repeat: int = 1  # timed passes in fresh children; latency and memory are their medians
+    batch_size: int = 1  # > 1: batched, untimed quality pass, then batch-1 timing (harness/quality_pass.py)
+    efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
 
 
 @dataclass
@@ -191,6 +193,9 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
 
 def execute(options: RunOptions) -> tuple[Path, dict]:
     check_protocol(options.protocol)
+    if options.batch_size > 1 and options.protocol != "default":
+        raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
+                       "requests (run it with --batch-size 1)")
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
@@ -224,8 +229,27 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
             for p in plans
         ],
     }
+    if options.batch_size > 1:
+        _plan_batched(job, options)
+        job["batched"] = overrides(candidate, "generate_batch")
     store.write_json_atomic(run_dir / JOB_FILE, job)
     return _run_and_record(run_dir, job, candidate, options, plans)
+
+
+def _plan_batched(job: dict, options: RunOptions) -> None:
+    """Clip durations (headers only) for length-sorted batches, and the samples timed at batch 1,
+    chosen now so that the job file (and a resumed run) holds them."""
+    from harness.data import audio_duration_s
+    from harness.quality_pass import select_for_timing
+
+    job["batch_size"] = options.batch_size
+    job["efficiency_samples"] = options.efficiency_samples
+    job["timed_samples"] = {}
+    for suite in job["suites"]:
+        for sample in suite["samples"]:
+            sample["duration_s"] = audio_duration_s(sample["audio_path"])
+        durations = [(s["sample_id"], s["duration_s"]) for s in suite["samples"]]
+        job["timed_samples"][suite["name"]] = select_for_timing(durations, options.efficiency_samples, suite["name"])
 
 
 def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dict]:
@@ -282,7 +306,8 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
         break
     repeat_errors = _run_repeats(run_dir, job, options, deadline) if error is None and options.repeat > 1 else []
     with library_logs_to(run_dir / "worker.log"):  # scoring imports aac-metrics -> torch -> torchao chatter
-        record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+        record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"],
+                              error, job)
         if options.repeat > 1 and error is None:
             device = record["environment"]["device"]
             record["efficiency"] = _with_repeats(record["efficiency"], run_dir, options, device, repeat_errors)
@@ -308,23 +333,30 @@ def _run_repeats(run_dir: Path, job: dict, options: RunOptions, deadline: float 
 def _with_repeats(first: dict, run_dir: Path, options: RunOptions, device: str, errors: list[str]) -> dict:
     others = []
     for repeat_dir in repeats.repeat_dirs(run_dir, options.repeat):
-        predictions, worker = repeats.read_repeat(repeat_dir)
+        predictions, worker = repeats.read_repeat(repeat_dir, options.batch_size > 1)
         if worker.get("status") == "ok":
             others.append(efficiency_block(predictions, worker, device, options.protocol))
     return repeats.summarize(first, others, errors)
 
 
-def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
+def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error,
+                 job: dict | None = None) -> dict:
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
+    batched = job is not None and job.get("batch_size", 1) > 1
+    # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
+    timed = quality_pass.timed_records(run_dir) if batched else predictions
+    suites = {p.suite.name: score_suite(p, predictions, options.protocol, timed) for p in plans}
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
     if status == "ok" and planned and not any(s["n_scored"] for s in suites.values()):
         status, error = "failed", "every sample failed; see suites.*.failures"
     device = worker.get("device") or options.device
+    efficiency = efficiency_block(timed, worker, device, options.protocol)
+    if batched:
+        efficiency.update(quality_pass.record_block(run_dir, job, worker, predictions, timed))
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -354,9 +386,10 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "timeout_s": options.timeout_s,
             "repeat": options.repeat,
             "sample_timeout_s": options.sample_timeout_s,
+            **({"batch_size": options.batch_size, "efficiency_samples": options.efficiency_samples} if batched else {}),
         },
-        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
+        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads, worker.get("gpu")),
         "suites": suites,
-        "efficiency": efficiency_block(predictions, worker, device, options.protocol),
+        "efficiency": efficiency,
         "load_s": worker.get("load_s"),
     }

@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import store
+from harness import quality_pass, store
 from harness.candidate import Candidate, overrides
 from harness.data import AudioError, load_audio
 from harness.memory import RssTracker
@@ -39,7 +39,8 @@ class SampleWatchdog:
     def __init__(self, limit_s: float | None, predictions: Path):
         self.limit_s = limit_s
         self.predictions = predictions
-        self._current: tuple[str, str, float, list] | None = None
+        self._current: tuple[str, str | None, float, list] | None = None
+        self._scale = 1
         self._lock = threading.Lock()
         if limit_s:
             threading.Thread(target=self._watch, daemon=True).start()
@@ -47,6 +48,17 @@ class SampleWatchdog:
     def begin(self, task: str, sample: dict) -> None:
         with self._lock:
             self._current = (task, sample["sample_id"], time.monotonic(), sample.get("references", []))
+            self._scale = 1
+
+    def begin_batch(self, size: int) -> None:
+        """A batch of `size` requests gets `size` times the limit; if it hangs nothing is written:
+        the next child answers that batch's requests one at a time (harness.quality_pass)."""
+        with self._lock:
+            self._current = ("", None, time.monotonic(), [])
+            self._scale = size
+
+    def write_failures_to(self, path: Path) -> None:
+        self.predictions = path
 
     def end(self) -> None:
         with self._lock:
@@ -57,9 +69,11 @@ class SampleWatchdog:
             time.sleep(0.2)
             with self._lock:
                 current = self._current
-                if current is None or time.monotonic() - current[2] <= self.limit_s:
+                if current is None or time.monotonic() - current[2] <= self.limit_s * self._scale:
                     continue
                 task, sample_id, _, references = current
+                if sample_id is None:  # a batch
+                    os._exit(SAMPLE_TIMEOUT_EXIT)
                 with open(self.predictions, "a", encoding="utf-8") as out:
                     store.append_jsonl(out, {
                         "sample_id": sample_id, "task": task, "prediction": None, "references": references,
@@ -125,19 +139,28 @@ def run_job(job: dict) -> int:
             summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
         timer = TokenTimer(sync=sync)
         watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
-        _warm_up(candidate, job, timer, done, watchdog)
-        with open(predictions, "a", encoding="utf-8") as out:
-            for suite in job["suites"]:
-                for sample in suite["samples"]:
-                    if (suite["name"], sample["sample_id"]) in done:
-                        continue
-                    watchdog.begin(suite["name"], sample)
-                    record = _run_sample(candidate, suite, sample, timer)
-                    watchdog.end()
-                    store.append_jsonl(out, record)
+        if job.get("batch_size", 1) > 1:  # batched quality pass, then batch-1 timing of chosen samples
+            hooks = quality_pass.WorkerHooks(
+                run_one=lambda suite, sample: _run_sample(candidate, suite, sample, timer),
+                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, watchdog),
+                watchdog=watchdog, rss=rss, nvml=nvml,
+            )
+            summary["quality_pass"] = quality_pass.run_batched(candidate, job, device, done, hooks)
+        else:
+            _warm_up(candidate, job, timer, done, watchdog)
+            with open(predictions, "a", encoding="utf-8") as out:
+                for suite in job["suites"]:
+                    for sample in suite["samples"]:
+                        if (suite["name"], sample["sample_id"]) in done:
+                            continue
+                        watchdog.begin(suite["name"], sample)
+                        record = _run_sample(candidate, suite, sample, timer)
+                        watchdog.end()
+                        store.append_jsonl(out, record)
     summary["memory"] = rss.report(load_peak)
     if device.startswith("cuda"):
         summary["memory"].update(gpu.peak_report(device))
+        quality_pass.merge_gpu_peaks(summary["memory"], summary.get("quality_pass") or {})
     summary["memory"].update(nvml.report())
     summary["weights_bytes"] = candidate.weight_bytes()
     summary["weights_bytes_by_part"] = candidate.weight_bytes_by_part()
@@ -146,6 +169,7 @@ def run_job(job: dict) -> int:
     summary["candidate_info"] = candidate.run_info()
     candidate.close()
     summary["device_name"] = gpu.device_name(device)
+    summary["gpu"] = gpu.identity(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
     return 0
