@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, store
+from harness import environment, long_audio, prompts, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.protocols import check_protocol
@@ -55,6 +55,11 @@ class RunOptions:
     progress: bool = True
     protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
+    prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/prompts.py)
+    long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/long_audio.py)
+
+    def long_audio_for(self, suite: Suite) -> str:
+        return self.long_audio or suite.long_audio
 
 
 @dataclass
@@ -189,6 +194,9 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
 
 def execute(options: RunOptions) -> tuple[Path, dict]:
     check_protocol(options.protocol)
+    prompts.check_mode(options.prompts)
+    if options.long_audio is not None:
+        long_audio.check_mode(options.long_audio)
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
@@ -206,11 +214,13 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
         "warmup": 0 if options.protocol == "nota2025" else options.warmup,
         "sample_timeout_s": options.sample_timeout_s,
+        "prompts": options.prompts,
         "suites": [
             {
                 "name": p.suite.name,
                 "prompt": p.suite.prompt,
                 "max_new_tokens": p.suite.max_new_tokens,
+                "long_audio": options.long_audio_for(p.suite),
                 "dataset": p.dataset,
                 "samples": [
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
@@ -288,6 +298,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
     suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
+    _add_inputs(suites, plans, predictions, worker, options, run_dir)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -322,9 +333,25 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "skip_invalid": options.skip_invalid,
             "timeout_s": options.timeout_s,
             "sample_timeout_s": options.sample_timeout_s,
+            "prompts": options.prompts,
+            "long_audio": options.long_audio,  # None: each suite's default (see suites.*.long_audio.mode)
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
         "suites": suites,
         "efficiency": efficiency_block(predictions, worker, device, options.protocol),
         "load_s": worker.get("load_s"),
     }
+
+
+def _add_inputs(suites: dict, plans, predictions: list[dict], worker: dict, options: RunOptions, run_dir: Path) -> None:
+    """What each suite's requests carried: the prompt text and its source, and what was done with
+    audio longer than the model's window."""
+    path = run_dir / prompts.PROMPTS_FILE
+    resolved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for p in plans:
+        name = p.suite.name
+        suites[name]["prompt"] = resolved.get(name) or prompts.unresolved(p.suite.prompt, options.prompts)
+        records = [r for r in predictions if r.get("task") == name]
+        suites[name]["long_audio"] = long_audio.suite_summary(
+            options.long_audio_for(p.suite), records, worker.get("audio_window_s")
+        )
