@@ -92,7 +92,8 @@ def window_starts(audio: np.ndarray, size: int, overlap: int) -> list[int]:
     """Start offsets of windows of `size` samples. Each window after the first starts at the
     quietest `FRAME_S` of the last `overlap` samples of the one before (the earliest such frame on
     a tie), so that a word is rarely cut in two; the windows overlap from there to the end of the
-    earlier one. The last window is shorter, and always holds audio no other window has."""
+    earlier one. The last window runs to the end of the audio (it may be shorter than `size`) and
+    always holds audio no other window has."""
     frame = max(1, int(FRAME_S * SAMPLE_RATE))
     starts = [0]
     while starts[-1] + size < len(audio):
