@@ -52,6 +52,12 @@ def cli() -> None:
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
                    "their spread is recorded (efficiency.repeats).")
+@click.option("--prompts", type=click.Choice(["suite", "model"]), default="suite", show_default=True,
+              help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
+                   "model's authors publish, where the candidate has one (the record says which was used).")
+@click.option("--long-audio", type=click.Choice(["chunk", "truncate", "fail"]),
+              help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
+                   "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
@@ -60,7 +66,7 @@ def cli() -> None:
               help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
         protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
-        batch_size=1, efficiency_samples=50) -> None:
+        batch_size=1, efficiency_samples=50, prompts="suite", long_audio=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -79,6 +85,7 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
                 skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
                 aac_cache=aac_cache, repeat=repeat, batch_size=batch_size, efficiency_samples=efficiency_samples,
+                prompts=prompts, long_audio=long_audio,
             )
             run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -99,6 +106,21 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _input_notes(suite: dict) -> list[str]:
+    """What the suite's requests carried, when it is not the plain default."""
+    lines = []
+    prompt = suite.get("prompt") or {}
+    if prompt.get("source") == "model":
+        lines.append(f"    prompt: the model's own: {prompt.get('text')!r}")
+    la = suite.get("long_audio") or {}
+    if la.get("n_longer_than_window"):
+        lines.append(
+            f"    long audio ({la['mode']}, window {la['window_s']:g} s): {la['n_longer_than_window']} longer, "
+            f"{la['n_chunked']} chunked, {la['n_truncated']} truncated, {la['n_refused']} refused"
+        )
+    return lines
+
+
 def _summary(record: dict) -> str:
     lines = [f"{record['candidate']}  run {record['run_id']}  status {record['status']}"]
     if record.get("error"):
@@ -113,6 +135,7 @@ def _summary(record: dict) -> str:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
         lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
+        lines += _input_notes(suite)
     eff = record["efficiency"]
     lines.append(
         f"  latency {_fmt(eff.get('latency_ms'), '.1f')} ms (TTFT p50 {_fmt(eff['ttft_ms']['p50'], '.1f')} ms, "
@@ -398,6 +421,7 @@ def suites() -> None:
     for suite in SUITES.values():
         click.echo(f"{suite.name:<6} {suite.primary_metric:<7} {suite.description}")
         click.echo(f"       prompt: {suite.prompt!r}")
+        click.echo(f"       long audio (default): {suite.long_audio}")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, quality_pass, repeats, store
+from harness import environment, long_audio, prompts, quality_pass, repeats, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.library_logs import library_logs_to
@@ -59,6 +59,11 @@ class RunOptions:
     repeat: int = 1  # timed passes in fresh children; latency and memory are their medians
     batch_size: int = 1  # > 1: batched, untimed quality pass, then batch-1 timing (harness/quality_pass.py)
     efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
+    prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/prompts.py)
+    long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/long_audio.py)
+
+    def long_audio_for(self, suite: Suite) -> str:
+        return self.long_audio or suite.long_audio
 
 
 @dataclass
@@ -196,6 +201,9 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
     if options.batch_size > 1 and options.protocol != "default":
         raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
                        "requests (run it with --batch-size 1)")
+    prompts.check_mode(options.prompts)
+    if options.long_audio is not None:
+        long_audio.check_mode(options.long_audio)
     spec = resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
@@ -213,12 +221,14 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
         "warmup": 0 if options.protocol == "nota2025" else options.warmup,
         "sample_timeout_s": options.sample_timeout_s,
+        "prompts": options.prompts,
         "suites": [
             {
                 "name": p.suite.name,
                 "prompt": p.suite.prompt,
                 "max_new_tokens": p.suite.max_new_tokens,
                 "min_audio_s": p.suite.min_audio_s,
+                "long_audio": options.long_audio_for(p.suite),
                 "dataset": p.dataset,
                 "samples": [
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
@@ -348,6 +358,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
     timed = quality_pass.timed_records(run_dir) if batched else predictions
     suites = {p.suite.name: score_suite(p, predictions, options.protocol, timed) for p in plans}
+    _add_inputs(suites, plans, predictions, worker, options, run_dir)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -387,9 +398,25 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "repeat": options.repeat,
             "sample_timeout_s": options.sample_timeout_s,
             **({"batch_size": options.batch_size, "efficiency_samples": options.efficiency_samples} if batched else {}),
+            "prompts": options.prompts,
+            "long_audio": options.long_audio,  # None: each suite's default (see suites.*.long_audio.mode)
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads, worker.get("gpu")),
         "suites": suites,
         "efficiency": efficiency,
         "load_s": worker.get("load_s"),
     }
+
+
+def _add_inputs(suites: dict, plans, predictions: list[dict], worker: dict, options: RunOptions, run_dir: Path) -> None:
+    """What each suite's requests carried: the prompt text and its source, and what was done with
+    audio longer than the model's window."""
+    path = run_dir / prompts.PROMPTS_FILE
+    resolved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for p in plans:
+        name = p.suite.name
+        suites[name]["prompt"] = resolved.get(name) or prompts.unresolved(p.suite.prompt, options.prompts)
+        records = [r for r in predictions if r.get("task") == name]
+        suites[name]["long_audio"] = long_audio.suite_summary(
+            options.long_audio_for(p.suite), records, worker.get("audio_window_s")
+        )

@@ -131,7 +131,8 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     e2e = summarize([r["e2e_ms"] for r in records])
     e2e_s = sum(r["e2e_ms"] for r in records) / 1000.0
     tokens = sum(r["n_tokens"] or 0 for r in records)
-    audio_s = sum(r["audio_s"] or 0.0 for r in records)
+    # The audio the model heard: a truncated sample counts its window, not its whole length.
+    audio_s = sum(min(r["audio_s"] or 0.0, r.get("truncated_to_s") or float("inf")) for r in records)
     return {
         "n_requests": len(records),
         "ttft_ms": ttft,

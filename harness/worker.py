@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import quality_pass, store
+from harness import long_audio, prompts, quality_pass, store
 from harness.candidate import Candidate, overrides
 from harness.data import AudioError, load_audio
 from harness.memory import RssTracker
@@ -134,6 +134,7 @@ def run_job(job: dict) -> int:
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
         load_peak = rss.report()
         rss.restart_peak()
+        window_s = _settle_inputs(candidate, job, run_dir, summary)
         sync = gpu.synchronizer(device)
         if job.get("protocol") == "nota2025":
             summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
@@ -141,20 +142,20 @@ def run_job(job: dict) -> int:
         watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
         if job.get("batch_size", 1) > 1:  # batched quality pass, then batch-1 timing of chosen samples
             hooks = quality_pass.WorkerHooks(
-                run_one=lambda suite, sample: _run_sample(candidate, suite, sample, timer),
-                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, watchdog),
+                run_one=lambda suite, sample: _run_sample(candidate, suite, sample, timer, window_s),
+                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, watchdog, window_s),
                 watchdog=watchdog, rss=rss, nvml=nvml,
             )
             summary["quality_pass"] = quality_pass.run_batched(candidate, job, device, done, hooks)
         else:
-            _warm_up(candidate, job, timer, done, watchdog)
+            _warm_up(candidate, job, timer, done, watchdog, window_s)
             with open(predictions, "a", encoding="utf-8") as out:
                 for suite in job["suites"]:
                     for sample in suite["samples"]:
                         if (suite["name"], sample["sample_id"]) in done:
                             continue
                         watchdog.begin(suite["name"], sample)
-                        record = _run_sample(candidate, suite, sample, timer)
+                        record = _run_sample(candidate, suite, sample, timer, window_s)
                         watchdog.end()
                         store.append_jsonl(out, record)
     summary["memory"] = rss.report(load_peak)
@@ -173,6 +174,17 @@ def run_job(job: dict) -> int:
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
     return 0
+
+
+def _settle_inputs(candidate: Candidate, job: dict, run_dir: Path, summary: dict) -> float | None:
+    """After load: the prompt each suite uses (`--prompts`) and the model's audio window
+    (`--long-audio`); the prompts are written at once, so a crash later still records them."""
+    resolved = prompts.resolve(candidate, job["suites"], job.get("prompts", "suite"))
+    for suite in job["suites"]:
+        suite["prompt"] = resolved[suite["name"]]["text"]
+    store.write_json_atomic(run_dir / prompts.PROMPTS_FILE, resolved)
+    summary["audio_window_s"] = candidate.audio_window_s()
+    return summary["audio_window_s"]
 
 
 def _nota2025(candidate: Candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
@@ -204,7 +216,8 @@ def _calibrate(candidate: Candidate, job: dict, n: int = 4) -> list[str]:
     return [r.sample_id for r in requests]
 
 
-def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:
+def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog,
+             window_s: float | None) -> None:
     """Runs one sample `warmup` times; nothing from it is recorded.
 
     It prefers a sample an earlier child already predicted (known good), and never one that
@@ -223,9 +236,13 @@ def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, wat
         request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
         watchdog.begin(suite["name"], sample)
         try:
+            pieces = long_audio.split(request, window_s, _long_audio_mode(suite))
             for _ in range(job["warmup"]):
                 timer.start()
-                candidate.generate(request, timer.on_token)
+                for piece in pieces.requests:
+                    candidate.generate(piece, timer.on_token)
+        except long_audio.LongAudioRefused:  # --long-audio fail: this sample is refused; warm up on another
+            continue
         except Exception:  # this sample will fail on its own turn; warm up on another
             traceback.print_exc()
             continue
@@ -234,7 +251,11 @@ def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, wat
         return
 
 
-def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict:
+def _long_audio_mode(suite: dict) -> str:
+    return suite.get("long_audio", "truncate")  # job files from before --long-audio: families truncated
+
+
+def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer, window_s: float | None) -> dict:
     record = {
         "sample_id": sample["sample_id"],
         "task": suite["name"],
@@ -262,13 +283,22 @@ def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTim
         return record
     request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
     try:
+        pieces = long_audio.split(request, window_s, _long_audio_mode(suite))  # slices only: no copies
+    except long_audio.LongAudioRefused as err:
+        record.update(audio_window_s=window_s, error=str(err))
+        return record
+    record.update(pieces.record)
+    try:
         timer.start()
-        generation = candidate.generate(request, timer.on_token)
-        timing = timer.finish(generation.n_tokens)
+        generations = [candidate.generate(piece, timer.on_token) for piece in pieces.requests]
+        timing = timer.finish(long_audio.total_tokens(generations))
     except Exception as err:  # one bad sample must not end the run
         record["error"] = f"{type(err).__name__}: {err}"
         traceback.print_exc()
         return record
+    generation, unaligned = pieces.combine(generations)  # after the clock stopped
+    if len(generations) > 1:
+        record["unaligned_joins"] = unaligned
     ms = 1000.0
     record.update(
         prediction=generation.text,
