@@ -167,9 +167,6 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
     `harness.loaders.hf` (`hf-disk:DIR::SPLIT::ROW` or `parquet:FILE::ROW`), whose stored
     bytes are decoded with soundfile (no torchcodec needed).
     """
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
     source = path
     if path.startswith(("hf-disk:", "parquet:")):
         from harness.loaders.hf import read_audio_bytes
@@ -180,15 +177,28 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
             raise
         except Exception as err:
             raise AudioError(f"cannot read audio {path}: {type(err).__name__}: {err}") from None
+    return _decode_audio(source, path)
+
+
+def load_audio_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """The same for encoded audio held in memory (e.g. the base64 audio of an HTTP request);
+    `label` names it in error messages."""
+    return _decode_audio(io.BytesIO(data), label)
+
+
+def _decode_audio(source, label: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for unreadable files
-        raise AudioError(f"cannot decode audio {path}: {err}") from None
+        raise AudioError(f"cannot decode audio {label}: {err}") from None
     if data.shape[0] == 0:
-        raise AudioError(f"audio file {path} holds no samples")
+        raise AudioError(f"audio file {label} holds no samples")
     mono = data.mean(axis=1)
     if not np.isfinite(mono).all():
-        raise AudioError(f"audio file {path} contains NaN or infinite samples")
+        raise AudioError(f"audio file {label} contains NaN or infinite samples")
     if rate != SAMPLE_RATE:
         # scipy's polyphase resampler (Kaiser-windowed FIR), anti-aliased
         g = gcd(rate, SAMPLE_RATE)
