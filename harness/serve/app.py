@@ -59,6 +59,13 @@ def build_app(worker: ModelWorker, config: ServeConfig, api_key: str | None) -> 
         message = f"{request.method} {request.url.path}: {err.detail}"
         return JSONResponse(ApiError(err.status_code, message, code).body(), status_code=err.status_code)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: HttpRequest, err: Exception) -> Response:
+        error = ApiError(500, f"internal error: {type(err).__name__}: {err}", "internal_error")
+        if request.url.path == CHAT_PATH:
+            metrics.failed(error.status, error.code)
+        return _json(error.body(), status=500)
+
     def check_key(request: HttpRequest) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         # compare_digest: the time taken does not tell how much of a guessed key was right
@@ -169,14 +176,23 @@ class _Reply:
                      "choices": [], "usage": self.usage(finished)})
 
 
+def _dumps(payload: dict[str, Any]) -> bytes:
+    # default=str: a candidate's Generation.info may hold values JSON has no type for
+    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+
+
+def _json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(payload), status_code=status, headers=headers, media_type="application/json")
+
+
 def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), default=str).encode() + b"\n\n"
+    return b"data: " + _dumps(payload) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
 
 
-async def _complete(job: Job, event, reply: _Reply, metrics: ServeMetrics) -> JSONResponse:
+async def _complete(job: Job, event, reply: _Reply, metrics: ServeMetrics) -> Response:
     while isinstance(event, Tokens):
         event = await job.next()
     if isinstance(event, Failed):
@@ -184,7 +200,7 @@ async def _complete(job: Job, event, reply: _Reply, metrics: ServeMetrics) -> JS
     metrics.completed(event.timing, event.queue_s, reply.prompt_tokens)
     block = reply.server_block(event)
     headers = {**reply.headers, "x-server-ttft-ms": str(block["server_ttft_ms"]), "x-server-tpot-ms": str(block["server_tpot_ms"])}
-    return JSONResponse(reply.completion(event), headers=headers)
+    return _json(reply.completion(event), headers=headers)
 
 
 async def _stream(job: Job, event, reply: _Reply, metrics: ServeMetrics):

@@ -141,7 +141,10 @@ def _content(messages: Any) -> tuple[list[str], dict]:
             raise ApiError(400, f"{where}.content must be a string or a list of parts", "invalid_request", f"{where}.content")
         for j, part in enumerate(parts):
             kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str):
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    raise ApiError(400, f"{where}.content[{j}].text must be a string", "invalid_request",
+                                   f"{where}.content[{j}].text")
                 texts.append(part["text"])
             elif kind in AUDIO_PARTS:
                 audio.append(part)
