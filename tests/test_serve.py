@@ -388,3 +388,13 @@ def test_whisper_over_http_gives_the_in_process_transcript(model_cache):
     assert plain["choices"][0]["message"]["content"] == expected
     assert usage["completion_tokens"] == len(chunks) - 3  # one chunk per token, plus text, finish and usage chunks
     assert re.fullmatch(r"[0-9.]+", str(plain["lalm_bench"]["server_ttft_ms"]))
+
+
+def test_help_imports_neither_the_server_libraries_nor_torch():
+    for argv in (["--help"], ["serve", "--help"]):
+        code = (f"import sys, runpy; sys.argv=['bench.py', *{argv!r}]\ntry:\n runpy.run_path('bench.py', run_name='__main__')\n"
+                "except SystemExit: pass\nheavy = [m for m in ('torch', 'fastapi', 'uvicorn', 'prometheus_client') if m in sys.modules]\n"
+                "assert not heavy, heavy")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "serve" in proc.stdout
