@@ -2,8 +2,9 @@
 
 Order: refuse a non-loopback address unless allowed, read the API key, pin threads (before torch
 is imported), build the candidate, run its `prepare` step in a child process (one-off work such
-as converting weights must not stay in the server's memory), load the model on the model thread,
-bind the socket, serve until SIGTERM/SIGINT, then let requests in flight finish (up to
+as converting weights must not stay in the server's memory), bind the socket (a taken port fails
+before the long load), load the model on the model thread, serve until SIGTERM/SIGINT (the ready
+line is printed once connections are accepted), then let requests in flight finish (up to
 `graceful_timeout_s`) and release the candidate. Imported only by `bench.py serve` (uvicorn is
 the `serve` extra).
 """
