@@ -6,6 +6,7 @@ Heavy libraries (torch, transformers) are imported only inside the commands that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -422,6 +423,43 @@ def suites() -> None:
         click.echo(f"{suite.name:<6} {suite.primary_metric:<7} {suite.description}")
         click.echo(f"       prompt: {suite.prompt!r}")
         click.echo(f"       long audio (default): {suite.long_audio}")
+
+
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="Registered name or path to a candidate .toml file.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless --allow-remote).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads of the model.")
+@click.option("--allow-remote", is_flag=True, help="Allow binding an address other machines can reach.")
+@click.option("--api-key-env", metavar="NAME", help="Require `Authorization: Bearer KEY`, KEY read from this variable.")
+@click.option("--allow-local-audio", type=click.Path(path_type=Path), metavar="DIR",
+              help="Accept file:// audio URLs, for files inside DIR only (symlinks resolved).")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="Largest request body (and file:// audio file).")
+@click.option("--max-audio-s", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Longest audio per request, in seconds.")
+@click.option("--max-tokens-limit", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Largest max_tokens a request may ask for.")
+def serve(candidate, host, port, device, threads, allow_remote, api_key_env, allow_local_audio, max_body_mb,
+          max_audio_s, max_tokens_limit) -> None:
+    """Serve a candidate as an OpenAI-compatible API (/v1/chat/completions with audio, streamed or
+    not; /v1/models, /health, /metrics). One request at a time; stop it with SIGTERM or Ctrl-C."""
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"`serve` needs {', '.join(missing)}: pip install 'lalm-bench[serve]'")
+    from harness.registry import RegistryError
+    from harness.serve.config import ServeConfig
+    from harness.serve.server import ServeError
+    from harness.serve.server import serve as run_server
+
+    config = ServeConfig(candidate=candidate, host=host, port=port, device=device, threads=threads,
+                         allow_remote=allow_remote, api_key_env=api_key_env, allow_local_audio=allow_local_audio,
+                         max_body_mb=max_body_mb, max_audio_s=max_audio_s, max_tokens_limit=max_tokens_limit)
+    try:
+        run_server(config)
+    except (ServeError, RegistryError, ValueError) as err:
+        _fail(str(err))
 
 
 def main() -> None:

@@ -181,6 +181,12 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
     return _decode(source, path)
 
 
+def load_audio_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """The same for encoded audio held in memory (e.g. the base64 audio of an HTTP request);
+    `label` names it in error messages."""
+    return _decode(io.BytesIO(data), label)
+
+
 def _decode(source, label: str) -> tuple[np.ndarray, int]:
     import soundfile as sf
     from scipy.signal import resample_poly
