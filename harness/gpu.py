@@ -199,3 +199,31 @@ class NvmlPoller:
             "nvml_matched_by": self.matched_by,
             "nvml_note": note,
         }
+
+
+class NvmlProcessMemory:
+    """GPU memory NVML reports for a set of processes (a served model's server tree, sampled from
+    the client), summed over every GPU. `available` is False without NVML or a GPU."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except Exception:  # no NVML library or no driver: not a GPU machine
+            self._handles = []
+        self.available = bool(self._handles)
+
+    def used_mb(self, pids: set[int]) -> float | None:
+        if not self.available:
+            return None
+        import pynvml
+
+        used = 0
+        for handle in self._handles:
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid in pids and proc.usedGpuMemory:
+                    used += proc.usedGpuMemory
+        return used / (1024 * 1024)
