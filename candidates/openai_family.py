@@ -4,12 +4,14 @@ llama.cpp's server, `bench.py serve`, a hosted API), timed from the client.
 Each request is streamed (official `openai` client, `pip install lalm-bench[openai]`), greedy
 (temperature 0), with `max_tokens` from the suite and `stream_options.include_usage`. The
 harness's clock runs here, on the client:
-- TTFT ends at the first chunk with generated content (encoding the audio and the HTTP round
-  trip are inside it);
+- TTFT ends at the first chunk that carries a delta (content, even empty, or the role): servers
+  send it when the first token exists (vLLM's role chunk comes with the first token, as
+  `vllm bench serve` assumes; `bench.py serve` sends one empty chunk per token and the text at
+  the end). Encoding the audio and the HTTP round trip are inside it;
 - the token count is the server's `usage.completion_tokens`, never the number of chunks (one
   chunk may hold several tokens), so TPOT = (t_last_chunk - t_first_chunk) / (completion_tokens - 1);
-- the gaps between content chunks are kept per request as `info.itl_chunk_ms` (chunk-level,
-  not per token).
+- the gaps between those chunks are kept per request as `info.itl_chunk_ms` (chunk-level, not
+  per token).
 `load` checks that the server uses the audio: a text-only probe and the same text with 1 s of
 audio must differ in `usage.prompt_tokens` (or the server must refuse a request without audio),
 else the run fails with "the server ignored the audio". HTTP errors, timeouts and broken
@@ -119,18 +121,23 @@ class OpenAICandidate(Candidate):
                 for chunk in stream:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
-                        piece = choice.delta.content or _reasoning(choice.delta)
-                        if piece:
-                            on_token(1)  # a chunk, not a token: the count comes from usage
+                        delta = choice.delta
+                        text = delta.content or _reasoning(delta) or ""
+                        # A delta (role or content, even empty) is sent when a token exists: vLLM's
+                        # role chunk comes with the first token, `bench.py serve` sends one empty
+                        # chunk per token. A chunk, not a token: the count comes from usage.
+                        if text or delta.content is not None or delta.role is not None:
+                            on_token(1)
                             times.append(time.perf_counter())
-                            parts.append(piece)
+                        if text:
+                            parts.append(text)
                         finish = choice.finish_reason or finish
         except Exception as err:
             raise self._explain(err, len(times)) from err
         if finish is None:
             raise ServedModelError(
                 f"the stream from {self.options.base_url} ended before the answer finished "
-                f"(no finish_reason) after {len(times)} content chunk(s)")
+                f"(no finish_reason) after {len(times)} streamed chunk(s)")
         if usage is None:
             raise ServedModelError(
                 f"{self.options.base_url} sent no usage chunk (stream_options.include_usage): the token count is "
@@ -297,11 +304,11 @@ class OpenAICandidate(Candidate):
         if isinstance(err, openai.APITimeoutError):
             return ServedModelError(
                 f"{what}: no bytes from {url} within timeout_s = {self.options.timeout_s:g} s"
-                + (f" (after {chunks} content chunk(s))" if chunks else ""))
+                + (f" (after {chunks} streamed chunk(s))" if chunks else ""))
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__ or err
             if chunks:
-                return ServedModelError(f"the stream from {url} broke after {chunks} content chunk(s): {type(cause).__name__}: {cause}")
+                return ServedModelError(f"the stream from {url} broke after {chunks} streamed chunk(s): {type(cause).__name__}: {cause}")
             return ServedModelError(f"{what}: cannot reach {url} ({type(cause).__name__}: {cause}); is the server running?")
         return ServedModelError(f"{what} to {url} failed: {type(err).__name__}: {err}")
 

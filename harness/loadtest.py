@@ -3,7 +3,7 @@
 For each level, `concurrency` client threads send `requests` streamed requests in all (fewer
 when `duration_s` runs out: no request starts after it), each through the candidate's own
 `generate`, timed exactly as `bench.py run` times one request (TokenTimer: TTFT to the first
-content chunk, TPOT from the server's usage count). Every request's audio is a clip of the suite
+streamed chunk, TPOT from the server's usage count). Every request's audio is a clip of the suite
 plus +-1 LSB of dither seeded by (load-test salt, level, request), so no request, warm-up
 included, reaches the server as bytes it has seen before (vLLM caches audio preprocessing and
 prompt prefixes by content). The record (`kind: "load"`) holds per level: throughput (requests/s,

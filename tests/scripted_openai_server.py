@@ -11,6 +11,9 @@ follow the script exactly, so the client's TTFT and TPOT can be checked against 
   allowed; `usage.completion_tokens` is their token sum;
 - `prompt_tokens`: `text_prompt_tokens` + `tokens_per_audio_s` x the audio's seconds, or the
   text part alone with `ignore_audio` (a server that drops audio it does not understand);
+- `text_at_end`: each chunk's content is "" and the whole text follows in one chunk, then a
+  finish chunk with an empty delta (the shape of `bench.py serve`, whose candidates report
+  tokens as they come but their text only at the end);
 - `failures`: {"N": "500" | "break" | "no_usage"} for the N-th streamed request (1-based):
   HTTP 500, a stream cut after `break_after_chunks` chunks (no terminating chunk), or a stream
   without the usage chunk.
@@ -41,6 +44,7 @@ DEFAULT_SCRIPT = {
     "text_prompt_tokens": 12,
     "tokens_per_audio_s": 25,
     "ignore_audio": False,
+    "text_at_end": False,
     "failures": {},
     "break_after_chunks": 2,
 }
@@ -91,7 +95,13 @@ class ScriptedHandler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)  # no terminating chunk: a broken stream
                 self.close_connection = True
                 return
-            self._event(_chunk(script, {"content": text}, "stop" if i == len(chunks) - 1 else None))
+            if script["text_at_end"]:
+                self._event(_chunk(script, {"content": ""}))
+            else:
+                self._event(_chunk(script, {"content": text}, "stop" if i == len(chunks) - 1 else None))
+        if script["text_at_end"]:
+            self._event(_chunk(script, {"content": "".join(text for text, _ in chunks)}))
+            self._event(_chunk(script, {}, "stop"))
         if failure != "no_usage":
             completion = sum(tokens for _, tokens in chunks)
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

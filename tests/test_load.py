@@ -39,7 +39,7 @@ def test_load_levels_errors_distinct_audio_and_the_report(tmp_path):
     assert one["ttft_ms"]["p50"] == pytest.approx(250.0, rel=0.3)
     assert one["tpot_ms"]["p50"] == pytest.approx(5 * 20.0 / 8, rel=0.3)  # 6 chunks, 9 tokens
     assert one["output_tokens"] == 7 * 9 and set(one["ttft_ms"]) == {"p50", "p90", "p99", "mean", "n"}
-    assert one["itl_chunk_ms"]["n"] == 7 * 5
+    assert one["itl_chunk_ms"]["n"] == 7 * 6  # role chunk + 6 content chunks per request
     assert record["load"]["server_memory"]["peak_mb"] > 5.0
     # No two requests, warm-up included, sent the same audio bytes (servers cache audio by content).
     assert len(asked) == 17 and len({a["audio_sha256"] for a in asked}) == 17

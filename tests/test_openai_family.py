@@ -55,8 +55,10 @@ def test_ttft_and_tpot_match_the_script_within_5_percent():
     generation, _ = runs[0]
     assert generation.text == "the cat sat on the mat and it slept."
     assert generation.n_tokens == 15  # usage.completion_tokens, not the 7 chunks
-    assert generation.info["chunks"] == 7 and len(generation.info["itl_chunk_ms"]) == 6
-    assert statistics.median(gap for g, _ in runs for gap in g.info["itl_chunk_ms"]) == pytest.approx(100.0, rel=0.05)
+    # The role chunk comes with the first content chunk (as vLLM sends them), then 6 gaps of 100 ms.
+    assert generation.info["chunks"] == 8 and len(generation.info["itl_chunk_ms"]) == 7
+    assert generation.info["itl_chunk_ms"][0] < 20.0
+    assert statistics.median(gap for g, _ in runs for gap in g.info["itl_chunk_ms"][1:]) == pytest.approx(100.0, rel=0.05)
     measured_ttft = statistics.median(t.ttft_s for _, t in runs)
     measured_tpot = statistics.median(t.tpot_s for _, t in runs)
     assert measured_ttft == pytest.approx(ttft, rel=0.05)  # 1.5 s scripted; client + HTTP overhead is 10-70 ms
@@ -69,6 +71,22 @@ def test_ttft_and_tpot_match_the_script_within_5_percent():
     probes = [a for a in asked if not a.get("stream")]
     assert [p["audio_s"] for p in probes] == [0.0, 1.0]
     assert model.run_info()["audio_probe"]["verdict"].startswith("audio used: +25 prompt tokens")
+
+
+def test_token_chunks_without_text_time_the_tokens_not_the_text():
+    # bench.py serve's shape: an empty chunk per token as it is generated, the text at the end.
+    script = {**TIMED, "first_delay_s": 1.0, "text_at_end": True}  # the text arrives at 1.6 s
+    ttft, tpot = expected_timing(script)
+    with running(script) as (url, _):
+        model = candidate(url, check_audio=False)
+        model.load("served")
+        timed(model, request(3))
+        generation, timing = timed(model, request(0))
+        model.close()
+    assert generation.text == "the cat sat on the mat and it slept." and generation.n_tokens == 15
+    assert timing.ttft_s == pytest.approx(ttft, rel=0.1)
+    # t_last is the text chunk right after the last token chunk: TPOT is still the script's.
+    assert timing.tpot_s == pytest.approx(tpot, rel=0.1)
 
 
 def test_audio_url_flac_encoding_and_repeats_are_sent_as_new_bytes():
@@ -156,7 +174,7 @@ def test_run_record_keeps_everything_when_samples_fail(tmp_path):
     assert reasons[SPEECH[1].stem].startswith("ServedModelError: HTTP 500 from http://127.0.0.1:")
     assert "scripted internal error" in reasons[SPEECH[1].stem]
     assert "the stream from http://127.0.0.1:" in reasons[SPEECH[2].stem]
-    assert "broke after 2 content chunk(s)" in reasons[SPEECH[2].stem]
+    assert "broke after 3 streamed chunk(s)" in reasons[SPEECH[2].stem]  # the role chunk and 2 more
     assert "sent no usage chunk" in reasons[SPEECH[3].stem]
     eff = record["efficiency"]
     assert eff["tpot_ms"]["n"] == 2 and eff["ttft_ms"]["p50"] > 50.0
@@ -169,7 +187,7 @@ def test_run_record_keeps_everything_when_samples_fail(tmp_path):
     assert record["candidate_info"]["dithered_repeats"] == [SPEECH[0].stem]  # the warm-up clip's timed turn
     lines = [json.loads(x) for x in (run_record_path(out.stdout).parent / "predictions.jsonl").read_text().splitlines()]
     ok = [x for x in lines if x["error"] is None]
-    assert all(x["n_tokens"] == 9 and len(x["info"]["itl_chunk_ms"]) == 5 for x in ok)
+    assert all(x["n_tokens"] == 9 and len(x["info"]["itl_chunk_ms"]) == 6 for x in ok)
 
 
 @pytest.mark.slow
