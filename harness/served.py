@@ -42,7 +42,7 @@ class ProcessTreeMemory:
     """Peak memory of a process and all its descendants, sampled in a background thread.
 
     CPU: the sum of the processes' RSS (pages shared between them count once per process, so
-    this is an upper bound). GPU: the memory NVML reports for those processes, when it sees any.
+    this is an upper bound). GPU: the memory NVML reports for those processes.
     Raises psutil.NoSuchProcess at construction when `pid` does not exist.
     """
 
@@ -103,18 +103,28 @@ class ProcessTreeMemory:
             self._thread = None
 
     def report(self) -> dict[str, Any]:
-        on_gpu = bool(self.peak_gpu_mb)
+        """`peak_mb` is the ranked number: NVML's per-process memory on a GPU machine (None, with
+        the reason, when NVML never listed the tree's processes), the RSS sum elsewhere."""
+        every = f"sampled every {self.interval_s:g} s from the client: process {self.pid} and its descendants"
+        if not self._nvml.available:
+            peak, kind = self.peak_rss_mb, "server_rss_peak"
+            reason = f"{every} (sum of RSS; shared pages count once per process)"
+        elif self._nvml.seen:
+            peak, kind = self.peak_gpu_mb, "server_nvml_used"
+            reason = f"{every} (NVML per-process GPU memory, summed over GPUs)"
+        else:
+            peak, kind = None, "server_gpu_memory_not_seen"
+            reason = (f"{every}: a GPU is present but NVML never listed one of these processes with its memory "
+                      "(a container's pid namespace, MIG, or a server on the CPU); rss_peak_mb is their RSS")
         return {
-            "peak_mb": self.peak_gpu_mb if on_gpu else self.peak_rss_mb,
-            "kind": "server_nvml_used" if on_gpu else "server_rss_peak",
-            "reason": (
-                f"sampled every {self.interval_s:g} s from the client: process {self.pid} and its descendants "
-                + ("(NVML per-process GPU memory)" if on_gpu else "(sum of RSS; shared pages count once per process)")
-            ),
+            "peak_mb": peak,
+            "kind": kind,
+            "reason": reason,
             "server_pid": self.pid,
             "rss_peak_mb": self.peak_rss_mb,
             "rss_at_start_mb": self.start_rss_mb,
             "nvml_used_peak_mb": self.peak_gpu_mb,
+            "nvml_device_used_peak_mb": self._nvml.device_used_peak_mb,
             "processes": self.max_processes,
             "samples": self.samples,
         }

@@ -202,3 +202,46 @@ def test_a_server_that_drops_the_audio_fails_the_run_and_keeps_the_record(tmp_pa
     assert record["suites"]["asr"]["not_run"] == [SPEECH[0].stem, SPEECH[1].stem]
     assert record["candidate_spec"]["options"]["base_url"] == url
     assert "the server ignored the audio" in out.stdout
+
+
+class FakeNvml:
+    """Stands in for pynvml (no GPU can exist on this machine): one GPU listing `listed` processes."""
+
+    def __init__(self, listed: dict[int, int | None]):
+        self.listed = listed
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return type("Info", (), {"used": 5000 * 1024 * 1024})()
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        return [type("Proc", (), {"pid": pid, "usedGpuMemory": used})() for pid, used in self.listed.items()]
+
+
+def test_server_memory_on_a_gpu_comes_from_nvml_or_is_null_with_the_reason(monkeypatch):
+    import os
+    import sys
+
+    from harness.served import ProcessTreeMemory
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml({os.getpid(): 3000 * 1024 * 1024, 1: 7 * 1024 * 1024}))
+    tree = ProcessTreeMemory(os.getpid())  # this test process stands for the server
+    tree.sample()
+    report = tree.report()
+    assert (report["kind"], report["peak_mb"]) == ("server_nvml_used", 3000.0)  # pid 1 is not in the tree
+    assert report["nvml_device_used_peak_mb"] == 5000.0 and report["rss_peak_mb"] > 10
+    # Inside a container NVML lists host pids: the server's GPU memory is unseen, not 0 or its RSS.
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml({999_999_999: 3000 * 1024 * 1024}))
+    tree = ProcessTreeMemory(os.getpid())
+    tree.sample()
+    report = tree.report()
+    assert (report["kind"], report["peak_mb"]) == ("server_gpu_memory_not_seen", None)
+    assert "pid namespace" in report["reason"]
