@@ -44,6 +44,8 @@ from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 PROBE_TEXT = "What do you hear?"
 PROBE_AUDIO_S = 1.0
 PROBE_SEED = 20251111
+# What `bench.py serve` reports about each request in its `lalm_bench` block.
+SERVER_TIMING_KEYS = ("server_ttft_ms", "server_tpot_ms", "server_e2e_ms", "parse_ms", "queue_ms")
 
 
 class ServedModelError(RuntimeError):
@@ -114,12 +116,13 @@ class OpenAICandidate(Candidate):
         body = self._body(request.prompt, audio, request.max_new_tokens, request.task)
         times: list[float] = []
         parts: list[str] = []
-        usage = finish = None
+        usage = finish = server = None
         try:
             stream = self._client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
             with stream:
                 for chunk in stream:
                     usage = chunk.usage or usage
+                    server = (chunk.model_extra or {}).get("lalm_bench") or server  # bench.py serve's own timings
                     for choice in chunk.choices:
                         delta = choice.delta
                         text = delta.content or _reasoning(delta) or ""
@@ -151,6 +154,8 @@ class OpenAICandidate(Candidate):
         }
         if dithered:
             info["audio_dithered"] = True
+        if isinstance(server, dict):  # the server's side of the same request: the HTTP overhead is the difference
+            info["server_timing"] = {k: server[k] for k in SERVER_TIMING_KEYS if k in server}
         return Generation(text="".join(parts), n_tokens=usage.completion_tokens, info=info)
 
     def external_memory(self) -> dict[str, Any]:

@@ -191,6 +191,32 @@ def test_run_record_keeps_everything_when_samples_fail(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_serve_behind_the_openai_family_gives_the_in_process_transcripts(tmp_path):
+    pytest.importorskip("fastapi", reason="bench.py serve needs the 'serve' extra")
+    from harness.serve.launch import served
+
+    results = tmp_path / "results"
+    args = ("--suite", "asr", "--limit", "2", "--warmup", "1", "--results", str(results))
+    local = bench("run", "-c", "whisper-tiny-hf", *args, timeout=600)
+    with served("-c", "whisper-tiny-hf") as server:
+        path = _toml(tmp_path, server.v1, send_task=True, server_pid=server.proc.pid)
+        remote = bench("run", "-c", str(path), *args, timeout=600)
+    lines = {}
+    for out in (local, remote):
+        assert out.returncode == 0, out.stdout + out.stderr
+        folder = run_record_path(out.stdout).parent
+        lines[out is remote] = {x["sample_id"]: x for x in map(json.loads, (folder / "predictions.jsonl").read_text().splitlines())}
+    local_lines, remote_lines = lines[False], lines[True]
+    assert {k: v["prediction"] for k, v in remote_lines.items()} == {k: v["prediction"] for k, v in local_lines.items()}
+    assert {k: v["n_tokens"] for k, v in remote_lines.items()} == {k: v["n_tokens"] for k, v in local_lines.items()}
+    for line in remote_lines.values():  # one chunk per token: the client's TTFT/TPOT are the server's plus HTTP
+        assert line["tpot_ms"] is not None and line["ttft_ms"] >= line["info"]["server_timing"]["server_ttft_ms"]
+    record = json.loads(run_record_path(remote.stdout).read_text())
+    assert record["candidate_info"]["audio_probe"]["verdict"].startswith("audio required")
+    assert record["efficiency"]["peak_memory_kind"] == "server_rss_peak"
+
+
+@pytest.mark.slow
 def test_a_server_that_drops_the_audio_fails_the_run_and_keeps_the_record(tmp_path):
     with running({"ignore_audio": True}) as (url, _):
         out = bench("run", "-c", str(_toml(tmp_path, url)), "--limit", "2", "--results", str(tmp_path / "results"),
