@@ -367,12 +367,72 @@ def _sample_scorers() -> dict:
 @click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (with a warning).")
 def report(results, out, weights, baseline, ci, mix) -> None:
-    """Write OUT/report.html (table, environments, Pareto plots) plus leaderboard.md and .csv."""
+    """Write OUT/report.html (table, environments, Pareto plots, load tests) plus leaderboard.md and .csv."""
     from leaderboard.report import write_report
+    from leaderboard.results import load_test_runs
 
     sections = _leaderboard_sections(results, weights, baseline, mix)
-    for path in write_report(sections, out, ci=ci, source=str(results)):
+    for path in write_report(sections, out, ci=ci, source=str(results), load_records=load_test_runs(results)):
         click.echo(f"wrote {path}")
+
+
+def _int_list(ctx, param, value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, e.g. 1,4,16; got {value!r}") from None
+
+
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="A served candidate (family openai): name or .toml path.")
+@click.option("--concurrency", default="1,4,16", show_default=True, callback=_int_list,
+              help="Comma-separated concurrency levels, run one after the other.")
+@click.option("--requests", "n_requests", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Requests per concurrency level.")
+@click.option("--duration-s", type=click.FloatRange(min=0, min_open=True),
+              help="Per level: start no request after this many seconds (in-flight ones finish).")
+@click.option("--data", type=click.Path(path_type=Path), help="Where the audio comes from (default: the demo data).")
+@click.option("--suite", help="Which suite's clips and prompt (default: asr when the candidate does it).")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed requests first.")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+def load(candidate, concurrency, n_requests, duration_s, data, suite, warmup, results) -> None:
+    """Load-test a served candidate: throughput, TTFT/TPOT/ITL percentiles and errors per
+    concurrency level; writes results/<run_id>/run.json with a `load` block."""
+    from harness.loadtest import LoadError, LoadOptions, execute
+    from harness.registry import RegistryError
+    from harness.runner import RunError
+
+    try:
+        options = LoadOptions(candidate=candidate, concurrency=concurrency, requests=n_requests, duration_s=duration_s,
+                              data=data, suite=suite, warmup=warmup, results=results)
+        run_dir, record = execute(options)
+    except (LoadError, RegistryError, RunError, ValueError) as err:
+        _fail(str(err))
+    click.echo(_load_table(record))
+    click.echo(f"run record: {run_dir / 'run.json'}")
+    if record["status"] != "ok":
+        click.echo(f"status {record['status']}" + (f": {record['error']}" if record.get("error") else ""), err=True)
+        sys.exit(1)
+
+
+def _load_table(record: dict) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for level in record["load"]["levels"]:
+        ttft, tpot, itl = level["ttft_ms"], level["tpot_ms"], level["itl_chunk_ms"]
+        rows.append([
+            level["concurrency"], f"{level['ok']}/{level['requests_sent']}", level["errors"],
+            _fmt(level["requests_per_s"], ".2f"), _fmt(level["output_tokens_per_s"], ".1f"),
+            "/".join(_fmt(ttft[p], ".0f") for p in ("p50", "p90", "p99")),
+            "/".join(_fmt(tpot[p], ".1f") for p in ("p50", "p90", "p99")),
+            "/".join(_fmt(itl[p], ".1f") for p in ("p50", "p99")),
+        ])
+    head = ["concurrency", "ok", "errors", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "TPOT ms p50/p90/p99",
+            "ITL ms p50/p99 (chunks)"]
+    title = f"{record['candidate']} ({record['load']['served_by']})  run {record['run_id']}  status {record['status']}"
+    reasons = [f"  {n} x {reason}" for level in record["load"]["levels"] for reason, n in level["error_reasons"].items()]
+    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else [])])
 
 
 @cli.command()

@@ -199,3 +199,40 @@ class NvmlPoller:
             "nvml_matched_by": self.matched_by,
             "nvml_note": note,
         }
+
+
+class NvmlProcessMemory:
+    """GPU memory NVML reports for a set of processes (a served model's server tree, sampled from
+    the client), summed over every GPU, with the devices' used memory beside it. `available` is
+    False without NVML or a GPU; `seen` says whether NVML ever listed one of the processes with
+    its memory (inside a container NVML lists host pids, so it may never)."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+        self.seen = False
+        self.device_used_peak_mb: float | None = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except Exception:  # no NVML library or no driver: not a GPU machine
+            self._handles = []
+        self.available = bool(self._handles)
+
+    def used_mb(self, pids: set[int]) -> float | None:
+        """MB the processes `pids` hold now (0 when NVML lists none of them); None without a GPU."""
+        if not self.available:
+            return None
+        import pynvml
+
+        mb = 1024 * 1024
+        used = device = 0
+        for handle in self._handles:
+            device += pynvml.nvmlDeviceGetMemoryInfo(handle).used
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                if proc.pid in pids and proc.usedGpuMemory is not None:
+                    self.seen = True
+                    used += proc.usedGpuMemory
+        self.device_used_peak_mb = max(self.device_used_peak_mb or 0.0, device / mb)
+        return used / mb

@@ -35,6 +35,7 @@ BUILTIN_FAMILIES = {
     "pocketsphinx": "candidates.pocketsphinx_asr:PocketSphinxCandidate",
     "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
     "null": "candidates.null:NullCandidate",
+    "openai": "candidates.openai_family:OpenAICandidate",
 }
 
 

@@ -354,6 +354,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
+    error = worker.get("error") or error  # the child's own reason (e.g. "load failed: ...") says more
     batched = job is not None and job.get("batch_size", 1) > 1
     # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
     timed = quality_pass.timed_records(run_dir) if batched else predictions
@@ -379,6 +380,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "allow_pickle": bool(spec.options.get("allow_pickle", False)),
         },
         "recipe_applied": worker.get("recipe_applied"),
+        "candidate_info": worker.get("candidate_info"),  # the candidate's run_info() (e.g. a served model's probe)
         "calibration_ids": worker.get("calibration_ids"),
         "protocol": options.protocol,
         "created_at": created_at,

@@ -149,7 +149,9 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, protoco
     """Latency over every timed request of the run, and the memory the child reported.
 
     Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
-    child's post-import baseline. Under nota2025 the organiser's numbers are ranked instead.
+    child's post-import baseline; for a candidate that reports `external_memory()` (a served
+    model), that memory, null with its reason when it cannot be seen. Under nota2025 the
+    organiser's numbers are ranked instead.
     """
     ok = [r for r in predictions if r.get("error") is None and r.get("e2e_ms") is not None]
     block = _timings(ok)
@@ -162,6 +164,11 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, protoco
     block["peak_memory_mb"] = memory.get("max_allocated_mb") if gpu else memory.get("rss_peak_above_baseline_mb")
     block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
     block["memory"] = memory
+    external = worker.get("external_memory")
+    if external is not None:  # a served model: its server's memory (or null with the reason)
+        block["peak_memory_mb"] = external.get("peak_mb")
+        block["peak_memory_kind"] = external.get("kind")
+        block["external_memory"] = external
     block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
     by_part = worker.get("weights_bytes_by_part")
     block["weights_mb_by_part"] = {k: v / (1024 * 1024) for k, v in by_part.items()} if by_part else None

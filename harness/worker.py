@@ -112,10 +112,13 @@ def run_job(job: dict) -> int:
     # Resumable: samples already recorded (by an earlier, killed child) are not run again.
     done = {(r.get("task"), r.get("sample_id")): r for r in store.repair_jsonl(predictions)}
     spec = CandidateSpec(**job["spec"])
-    _import_heavy()
+    candidate = build(spec)  # cheap by contract: no weights, no heavy imports
+    served_by = candidate.served_by()
+    if served_by is None:
+        _import_heavy()
     _prime_harness()
-    device = gpu.resolve_device(job["device"])
-    candidate = build(spec)
+    # A served model's device is its server's; this process is only the (timed) client.
+    device = "served" if served_by else gpu.resolve_device(job["device"])
     summary: dict = {"status": "running", "device": device}
     if overrides(candidate, "decoder_weight_bytes"):
         from harness.roofline import measure_bandwidth_gbps
@@ -129,7 +132,12 @@ def run_job(job: dict) -> int:
         if candidate.needs_calibration():
             summary["calibration_ids"] = _calibrate(candidate, job)
         t0 = time.perf_counter()
-        candidate.load(device)
+        try:
+            candidate.load(device)
+        except Exception as err:  # the run record shows why, not only worker.log's traceback
+            summary.update(status="failed", error=f"load failed: {type(err).__name__}: {err}")
+            store.write_json_atomic(run_dir / WORKER_FILE, summary)
+            raise
         summary["load_s"] = time.perf_counter() - t0
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
         load_peak = rss.report()
@@ -168,8 +176,9 @@ def run_job(job: dict) -> int:
     summary["decoder_weights_bytes"] = candidate.decoder_weight_bytes()
     summary["recipe_applied"] = candidate.recipe_applied()
     summary["candidate_info"] = candidate.run_info()
+    summary["external_memory"] = candidate.external_memory()
     candidate.close()
-    summary["device_name"] = gpu.device_name(device)
+    summary["device_name"] = candidate.served_by() or gpu.device_name(device)  # after load: names resolved
     summary["gpu"] = gpu.identity(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
