@@ -167,7 +167,7 @@ def test_two_runs_into_one_folder_at_once(plugin_site, tmp_path):
 
 
 def test_pickle_checkpoints_are_refused_unless_allowed(tmp_path):
-    from candidates.salmonn import check_checkpoint
+    from candidates.transformers_base import check_checkpoint
 
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")
