@@ -136,6 +136,6 @@ class GraniteSpeechCandidate(HfAudioLMCandidate):
 
         inputs = self.processor(text=[self.chat_text(r.prompt) for r in requests],
                                 audio=[torch.from_numpy(r.audio) for r in requests], device=self.device,
-                                text_kwargs={"padding": True, "padding_side": "left"})
+                                return_tensors="pt", text_kwargs={"padding": True, "padding_side": "left"})
         inputs.pop("audio_embed_sizes", None)
         return to_device(inputs, self.device, self.dtype)

@@ -14,7 +14,8 @@ an `{"type": "audio"}` item as its audio placeholder runs from a candidate TOML 
 
 Options (besides `model_path`, `allow_pickle`, `trust_remote_code`, `prompts` of every transformers
 family): `model_class`, `processor_class`, `tiny` (the built-in tiny copy used without
-`model_path`), `parts`, `keep_full_precision`, `system_prompt`, `audio_first`, `audio_window_s`.
+`model_path`), `parts`, `keep_full_precision`, `system_prompt`, `audio_first`, `audio_window_s`,
+`batch_equal_lengths`.
 Models whose processor differs have small adapters beside this file (voxtral.py, ...).
 """
 
@@ -40,6 +41,7 @@ class HfAudioLMOptions(TransformersOptions):
     system_prompt: str | None = None  # a system turn before the user's
     audio_first: bool = True  # the audio before the instruction in the user turn (False: after it)
     audio_window_s: float | None = None  # default: the processor's max_audio_len, else its feature extractor's chunk_length
+    batch_equal_lengths: bool = False  # batch only clips of equal length (encoders that let padding leak)
 
     def __post_init__(self):
         if "llm" not in self.parts:
@@ -86,6 +88,14 @@ class HfAudioLMCandidate(TransformersCandidate):
         if limit is None:
             limit = getattr(getattr(self.processor, "feature_extractor", None), "chunk_length", None)
         return None if limit is None else float(limit)
+
+    def batch_groups(self, requests: list[Request]) -> list[list[int]]:
+        if not self.options.batch_equal_lengths:
+            return super().batch_groups(requests)
+        groups: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(len(request.audio), []).append(index)
+        return list(groups.values())
 
     def conversation(self, prompt: str) -> list[dict[str, Any]]:
         content = [{"type": "audio", "audio": "clip"}, {"type": "text", "text": prompt}]

@@ -275,10 +275,22 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
                                f"sample {request.sample_id}; the streamer and new_tokens disagree")
         return Generation(text=self.decode(new), n_tokens=int(new.shape[0]))
 
+    def batch_groups(self, requests: list[Request]) -> list[list[int]]:
+        """Which requests may share a batch (indices); by default all of them. A family whose audio
+        encoder lets padding reach the real frames batches only clips of equal length."""
+        return [list(range(len(requests)))]
+
     def generate_batch(self, requests: list[Request]) -> list[Generation]:
-        """Greedy, all requests in one padded batch (left padding for decoder-only LLMs). Each row is
-        cut after its first end token and at its own `max_new_tokens`: greedy decoding is causal, so
-        the tokens a row had by then do not depend on how long the batch went on."""
+        """Greedy, in padded batches (left padding for decoder-only LLMs), equal to one at a time.
+        Each row is cut after its first end token and at its own `max_new_tokens`: greedy decoding
+        is causal, so the tokens a row had by then do not depend on how long the batch went on."""
+        results: list[Generation | None] = [None] * len(requests)
+        for group in self.batch_groups(requests):
+            for index, generation in zip(group, self._generate_together([requests[i] for i in group]), strict=True):
+                results[index] = generation
+        return results
+
+    def _generate_together(self, requests: list[Request]) -> list[Generation]:
         import torch
 
         with torch.inference_mode():
