@@ -15,6 +15,7 @@ becomes model inputs (`model_inputs`), and, where its model is not a decoder-onl
 from __future__ import annotations
 
 import inspect
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -114,10 +115,10 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
     def after_load(self) -> None:  # noqa: B027 (optional: most families need nothing more)
         """Runs after the weights are on the device, before the post-load recipe steps."""
 
+    @abstractmethod
     def model_inputs(self, requests: list[Request]) -> dict[str, Any]:
         """Keyword arguments of `generator().generate` and `forward_module()` for these requests,
         padded on the left when there are several."""
-        raise NotImplementedError
 
     def generator(self):
         """The module whose `generate` runs (a composite's LLM when it is fed embeddings)."""
