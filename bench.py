@@ -6,6 +6,7 @@ Heavy libraries (torch, transformers) are imported only inside the commands that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -49,10 +50,24 @@ def cli() -> None:
               help="Measurement protocol: ours (default) or the competition organiser's evaluator (nota2025).")
 @click.option("--sample-timeout-s", type=float,
               help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
+                   "their spread is recorded (efficiency.repeats).")
+@click.option("--prompts", type=click.Choice(["suite", "model"]), default="suite", show_default=True,
+              help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
+                   "model's authors publish, where the candidate has one (the record says which was used).")
+@click.option("--long-audio", type=click.Choice(["chunk", "truncate", "fail"]),
+              help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
+                   "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
+@click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
+              help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        protocol, sample_timeout_s, resume_id, data_format=None, audio_dir=None, aac_cache=None) -> None:
+        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
+        batch_size=1, efficiency_samples=50, prompts="suite", long_audio=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -70,7 +85,8 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
                 threads=threads, warmup=warmup, results=results, audio_root=audio_root,
                 skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
-                aac_cache=aac_cache,
+                aac_cache=aac_cache, repeat=repeat, batch_size=batch_size, efficiency_samples=efficiency_samples,
+                prompts=prompts, long_audio=long_audio,
             )
             run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -91,6 +107,21 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _input_notes(suite: dict) -> list[str]:
+    """What the suite's requests carried, when it is not the plain default."""
+    lines = []
+    prompt = suite.get("prompt") or {}
+    if prompt.get("source") == "model":
+        lines.append(f"    prompt: the model's own: {prompt.get('text')!r}")
+    la = suite.get("long_audio") or {}
+    if la.get("n_longer_than_window"):
+        lines.append(
+            f"    long audio ({la['mode']}, window {la['window_s']:g} s): {la['n_longer_than_window']} longer, "
+            f"{la['n_chunked']} chunked, {la['n_truncated']} truncated, {la['n_refused']} refused"
+        )
+    return lines
+
+
 def _summary(record: dict) -> str:
     lines = [f"{record['candidate']}  run {record['run_id']}  status {record['status']}"]
     if record.get("error"):
@@ -105,12 +136,20 @@ def _summary(record: dict) -> str:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
         lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
+        lines += _input_notes(suite)
     eff = record["efficiency"]
     lines.append(
         f"  latency {_fmt(eff.get('latency_ms'), '.1f')} ms (TTFT p50 {_fmt(eff['ttft_ms']['p50'], '.1f')} ms, "
         f"TPOT p50 {_fmt(eff['tpot_ms']['p50'], '.2f')} ms)  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
+    qp = eff.get("quality_pass")
+    if qp:
+        how = f"batches of {qp['batch_size']}" if qp["batched"] else "one at a time (no generate_batch)"
+        lines.append(
+            f"  quality pass: {how}, {_fmt(qp['samples_per_s'], '.2f')} samples/s, RTFx {_fmt(qp['rtfx'], '.1f')};"
+            f" timed at batch 1: {eff['n_requests']} requests"
+        )
     return "\n".join(lines)
 
 
@@ -362,6 +401,20 @@ def candidates(fmt) -> None:
 
 
 @cli.command()
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), help="Keep the null candidate's run here (default: a temp folder).")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Demo samples per suite for the null candidate's run.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def doctor(threads, results, limit, fmt) -> None:
+    """This machine's measurement floors (null candidate memory and overhead, clock, bandwidth) and backends."""
+    from harness.doctor import diagnose, format_report
+
+    report = diagnose(threads, results, limit)
+    click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_report(report))
+
+
+@cli.command()
 def suites() -> None:
     """List the evaluation suites."""
     from harness.suites import SUITES
@@ -369,6 +422,44 @@ def suites() -> None:
     for suite in SUITES.values():
         click.echo(f"{suite.name:<6} {suite.primary_metric:<7} {suite.description}")
         click.echo(f"       prompt: {suite.prompt!r}")
+        click.echo(f"       long audio (default): {suite.long_audio}")
+
+
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="Registered name or path to a candidate .toml file.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless --allow-remote).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads of the model.")
+@click.option("--allow-remote", is_flag=True, help="Allow binding an address other machines can reach.")
+@click.option("--api-key-env", metavar="NAME", help="Require `Authorization: Bearer KEY`, KEY read from this variable.")
+@click.option("--allow-local-audio", type=click.Path(path_type=Path), metavar="DIR",
+              help="Accept file:// audio URLs, for files inside DIR only (symlinks resolved).")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="Largest request body (and file:// audio file).")
+@click.option("--max-audio-s", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Longest audio per request, in seconds.")
+@click.option("--max-tokens-limit", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Largest max_tokens a request may ask for.")
+def serve(candidate, host, port, device, threads, allow_remote, api_key_env, allow_local_audio, max_body_mb,
+          max_audio_s, max_tokens_limit) -> None:
+    """Serve a candidate as an OpenAI-compatible API (/v1/chat/completions with audio, streamed or
+    not; /v1/models, /health, /metrics). One request at a time; stop it with SIGTERM or Ctrl-C."""
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"`serve` needs {', '.join(missing)}: pip install 'lalm-bench[serve]'")
+    from harness.registry import RegistryError
+    from harness.serve.config import ServeConfig
+    from harness.serve.server import ServeError
+    from harness.serve.server import serve as run_server
+
+    config = ServeConfig(candidate=candidate, host=host, port=port, device=device, threads=threads,
+                         allow_remote=allow_remote, api_key_env=api_key_env, allow_local_audio=allow_local_audio,
+                         max_body_mb=max_body_mb, max_audio_s=max_audio_s, max_tokens_limit=max_tokens_limit)
+    try:
+        run_server(config)
+    except (ServeError, RegistryError, ValueError) as err:
+        _fail(str(err))
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ BUILTIN_FAMILIES = {
     "voxtral": "candidates.voxtral:VoxtralCandidate",
     "qwen3-asr": "candidates.qwen3_asr:Qwen3AsrCandidate",
     "granite-speech": "candidates.granite_speech:GraniteSpeechCandidate",
+    "null": "candidates.null:NullCandidate",
 }
 
 

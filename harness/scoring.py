@@ -24,8 +24,12 @@ SCORERS = {
 }
 
 
-def score_suite(plan, predictions: list[dict], protocol: str = "default") -> dict[str, Any]:
+def score_suite(plan, predictions: list[dict], protocol: str = "default",
+                timed: list[dict] | None = None) -> dict[str, Any]:
     """Quality metrics over the samples that produced a prediction; failures are counted.
+
+    The suite's `efficiency` comes from `timed` (the batch-1 timed requests of a batched run),
+    else from the predictions themselves; records without timings never count.
 
     Besides `metrics`, the block names the suite's `primary_metric` and its direction, whether
     it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned samples
@@ -80,7 +84,11 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default") -> dic
             block["notices"] += notices
     except Exception as err:  # keep the record (and the predictions) even when a metric breaks
         block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
-    block["efficiency"] = _timings(ok)
+    planned = {s.sample_id for s in plan.samples}
+    block["efficiency"] = _timings([
+        r for r in (predictions if timed is None else timed)
+        if r.get("task") == name and r.get("sample_id") in planned and r.get("error") is None and r.get("e2e_ms") is not None
+    ])
     return block
 
 
@@ -123,7 +131,8 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     e2e = summarize([r["e2e_ms"] for r in records])
     e2e_s = sum(r["e2e_ms"] for r in records) / 1000.0
     tokens = sum(r["n_tokens"] or 0 for r in records)
-    audio_s = sum(r["audio_s"] or 0.0 for r in records)
+    # The audio the model heard: a truncated sample counts its window, not its whole length.
+    audio_s = sum(min(r["audio_s"] or 0.0, r.get("truncated_to_s") or float("inf")) for r in records)
     return {
         "n_requests": len(records),
         "ttft_ms": ttft,

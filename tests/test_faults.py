@@ -36,6 +36,9 @@ def test_corpus_of_bad_inputs(tmp_path):
     (tmp_path / "truncated.flac").write_bytes(data[: len(data) // 2])
     sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), rate)
     sf.write(tmp_path / "short.wav", good[:160], rate)  # 10 ms
+    sf.write(tmp_path / "whole.wav", good, rate)
+    whole = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(whole[:44 + 100])  # the header still declares every frame
     sf.write(tmp_path / "long.wav", np.tile(good, 1 + int(45 * rate / len(good))), rate)  # > 30 s window
     nan = good.copy()
     nan[100] = np.nan
@@ -46,6 +49,7 @@ def test_corpus_of_bad_inputs(tmp_path):
         {"testset_id": "text", "path": "text.wav", "task": "asr", "text": "x"},
         {"testset_id": "hostname", "path": "/etc/hostname", "task": "asr", "text": "x"},
         {"testset_id": "truncated", "path": "truncated.flac", "task": "asr", "text": "x"},
+        {"testset_id": "truncwav", "path": "truncated.wav", "task": "asr", "text": "x"},
         {"testset_id": "zero", "path": "zero.wav", "task": "asr", "text": "x"},
         {"testset_id": "short", "path": "short.wav", "task": "asr", "text": "x"},
         {"testset_id": "long", "path": "long.wav", "task": "asr", "text": "x"},
@@ -69,7 +73,10 @@ def test_corpus_of_bad_inputs(tmp_path):
     run_dir = run_record_path(out.stdout).parent
     suite = json.loads((run_dir / "run.json").read_text())["suites"]["asr"]
     reasons = {f["sample_id"]: f["reason"] for f in suite["failures"]}
-    assert set(reasons) == {"empty", "text", "hostname", "truncated", "zero", "nan", "twice", "nofile", "long"}
+    assert set(reasons) == {"empty", "text", "hostname", "truncated", "truncwav", "short", "zero", "nan", "twice", "nofile"}
+    assert f"truncated: header declares {len(good)} frames, file holds 50" in reasons["truncwav"]
+    assert "truncated: header declares" in reasons["truncated"]
+    assert "audio is 0.010 s, shorter than the asr suite's minimum of 0.1 s" in reasons["short"]
     for sample_id in ("empty", "text", "hostname"):
         assert "cannot decode audio" in reasons[sample_id]
     assert "zero.wav holds no samples" in reasons["zero"]
@@ -77,14 +84,14 @@ def test_corpus_of_bad_inputs(tmp_path):
     assert reasons["nofile"].startswith("skipped:") and "not found" in reasons["nofile"]
     assert reasons["twice"].startswith("skipped:") and "duplicate" in reasons["twice"]
     predictions = {r["sample_id"]: r for r in map(json.loads, (run_dir / "predictions.jsonl").read_text().splitlines())}
-    for sample_id in ("good", "short"):
+    for sample_id in ("good", "long"):
         assert predictions[sample_id]["error"] is None and predictions[sample_id]["prediction"] is not None
-    # The family never cuts audio itself: a clip over its window fails with a clear error (the
-    # harness splits or cuts long audio before the model sees it, run --long-audio).
-    assert "longer than the model's 30 s window" in predictions["long"]["error"]
+    # The family never cuts audio itself: it declares its 30 s window and the harness chunks the
+    # 45 s clip (run --long-audio chunk, the default for asr).
+    assert predictions["long"]["chunks"] == 2 and predictions["long"]["audio_window_s"] == 30
     assert predictions["long"]["audio_s"] > 45
     # "twice" x2 and "nofile" belong to asr; "notask" has no suite and no place in it
-    assert suite["n_samples"] == 12 and suite["n_scored"] == 2
+    assert suite["n_samples"] == 13 and suite["n_scored"] == 2
 
 
 def _predicted(run_dir) -> list[str]:

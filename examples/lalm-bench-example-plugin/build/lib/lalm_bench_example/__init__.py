@@ -1,0 +1,1 @@
+"""Example lalm-bench plugin (see the README section "Writing a candidate")."""
