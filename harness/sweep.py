@@ -363,7 +363,8 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
     for name in parsed.suites or []:
         if name not in SUITES:
             problems.append(f"[options]: unknown suite {name!r}; known: {', '.join(SUITES)}")
-    for key, minimum in (("limit", 1), ("warmup", 0), ("timeout_s", 0), ("sample_timeout_s", 0)):
+    for key, minimum in (("limit", 1), ("warmup", 0), ("timeout_s", 0), ("sample_timeout_s", 0), ("repeat", 1),
+                         ("batch_size", 1), ("efficiency_samples", 1)):
         value = getattr(parsed, key, None)
         if value is not None and value < minimum:
             problems.append(f"[options]: {key} = {value!r} must be at least {minimum}")
