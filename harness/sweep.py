@@ -368,6 +368,14 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
         value = getattr(parsed, key, None)
         if value is not None and value < minimum:
             problems.append(f"[options]: {key} = {value!r} must be at least {minimum}")
+    from harness import long_audio, prompts
+
+    for key, check in (("prompts", prompts.check_mode), ("long_audio", long_audio.check_mode)):
+        if raw.get(key) is not None:
+            try:
+                check(raw[key])
+            except ValueError as err:
+                problems.append(f"[options]: {err}")
     path_fields = _path_fields()
     options = {}
     for key in raw:  # only what the file sets: a default is not part of the cell key
