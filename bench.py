@@ -306,6 +306,12 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
                 rows.append({**item, "protocol": lb.protocol_of(section.run_of(row)), "group": section.index})
         click.echo(json.dumps(rows, indent=2))
         return
+    _print_sections(sections, fmt, ci)
+
+
+def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
+    import leaderboard as lb
+
     if not sections:
         click.echo(lb.to_table([], fmt))
     for i, section in enumerate(sections):
@@ -316,6 +322,58 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
         else:
             click.echo(("\n" if i else "") + "\n".join(lines) + "\n")
         click.echo(lb.to_table(section.rows, fmt, ci=ci))
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--dry-run", is_flag=True, help="List the cells (and which are finished already); run nothing.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one cell after another here; ray: one Ray task per cell on a Ray cluster.")
+@click.option("--ray-address", metavar="ADDR",
+              help="Ray cluster to use (e.g. 10.0.0.5:6379; default: $RAY_ADDRESS, else a private one here).")
+@click.option("--device-kind", metavar="NAME",
+              help='Run every cell on nodes declaring the Ray resource "device:NAME" (latency from that hardware).')
+@click.option("--placement-timeout-s", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Fail a Ray task that no live node can take after this long, naming the missing resource.")
+@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, placement_timeout_s, weights) -> None:
+    """Run a matrix of runs from SWEEP_FILE (candidates x recipe variants x datasets x protocols x
+    threads); finished cells are skipped, interrupted ones resumed; ends with their leaderboard."""
+    from harness.executors import get_executor
+    from harness.sweep import SweepError, load_sweep
+    from harness.sweep_run import plan_work, run_sweep, state_path
+
+    if executor == "local" and (ray_address or device_kind):
+        _fail("--ray-address and --device-kind need --executor ray")
+    try:
+        spec = load_sweep(sweep_file)
+        if dry_run:
+            work = plan_work(spec.cells, results)
+            click.echo(f"sweep {spec.name!r}: {len(work)} cell(s) (results in {results})")
+            for i, item in enumerate(work, 1):
+                state = {"skip": f"finished: {item.run_id}", "resume": f"resume {item.run_id}", "run": "to run"}
+                click.echo(f"{i:>3}. {item.cell.label}  recipe {item.cell.spec.recipe}  cell {item.cell.key}  "
+                           f"[{state[item.action]}]")
+            return
+        ray_options = {"address": ray_address, "device_kind": device_kind, "placement_timeout_s": placement_timeout_s}
+        outcomes = run_sweep(spec, results, get_executor(executor, **(ray_options if executor == "ray" else {})),
+                             echo=click.echo)
+    except (SweepError, ValueError) as err:
+        _fail(str(err))
+    import leaderboard as lb
+
+    runs = [o.record for o in outcomes if o.record and o.record.get("status") != "failed"]
+    click.echo("")
+    try:
+        _print_sections(lb.build(runs, lb.load_profile(weights)))
+    except ValueError as err:
+        _fail(str(err))
+    failed = [o for o in outcomes if o.state == "failed"]
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("ok", "partial", "skipped", "failed")}
+    click.echo("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(outcomes)} cell(s)")
+    if failed:
+        _fail(f"{len(failed)} cell(s) failed (errors above and in {state_path(results, spec.name)}): " + "; ".join(o.cell.label for o in failed))
 
 
 @cli.command()

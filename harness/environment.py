@@ -41,6 +41,7 @@ def describe(device: str, device_name: str, threads: int, gpu: dict | None = Non
         "device_name": device_name,
         "gpu": gpu,
         "threads": threads,
+        "hostname": platform.node(),
         "cpu_count": os.cpu_count(),
         "git_sha": git_sha(),
         "executable": sys.executable,

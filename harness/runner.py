@@ -61,6 +61,7 @@ class RunOptions:
     efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
     prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/prompts.py)
     long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/long_audio.py)
+    sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep.py); None outside sweeps
 
     def long_audio_for(self, suite: Suite) -> str:
         return self.long_audio or suite.long_audio
@@ -196,7 +197,10 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
     return f"child exited with status {returncode}; see worker.log"
 
 
-def execute(options: RunOptions) -> tuple[Path, dict]:
+def execute(options: RunOptions, spec: CandidateSpec | None = None,
+            record_extra: dict | None = None) -> tuple[Path, dict]:
+    """Runs `options.candidate` (or `spec`, a candidate built elsewhere, e.g. a sweep's recipe
+    variant); `record_extra` keys are added to run.json (e.g. which executor and node ran it)."""
     check_protocol(options.protocol)
     if options.batch_size > 1 and options.protocol != "default":
         raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
@@ -204,7 +208,7 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
     prompts.check_mode(options.prompts)
     if options.long_audio is not None:
         long_audio.check_mode(options.long_audio)
-    spec = resolve(options.candidate)
+    spec = spec or resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
     plans = plan(options, spec, tasks)
@@ -243,7 +247,7 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         _plan_batched(job, options)
         job["batched"] = overrides(candidate, "generate_batch")
     store.write_json_atomic(run_dir / JOB_FILE, job)
-    return _run_and_record(run_dir, job, candidate, options, plans)
+    return _run_and_record(run_dir, job, candidate, options, plans, record_extra)
 
 
 def _plan_batched(job: dict, options: RunOptions) -> None:
@@ -262,10 +266,14 @@ def _plan_batched(job: dict, options: RunOptions) -> None:
         job["timed_samples"][suite["name"]] = select_for_timing(durations, options.efficiency_samples, suite["name"])
 
 
-def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dict]:
+def resume(results: Path, run_id: str, progress: bool = True, record_extra: dict | None = None) -> tuple[Path, dict]:
     """Continues a run from its job file: samples already in predictions.jsonl are kept, the rest run."""
     run_dir = _find_run(Path(results), run_id)
     job = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
+    if Path(job["run_dir"]).resolve() != run_dir.resolve():
+        # The folder was moved or copied (e.g. to another machine): the child writes where the job says.
+        job["run_dir"] = str(run_dir)
+        store.write_json_atomic(run_dir / JOB_FILE, job)
     saved = dict(job["options"])
     saved.setdefault("protocol", saved.pop("profile", "default"))  # job files written before the rename
     options = RunOptions(**{**saved, "progress": progress})
@@ -280,7 +288,7 @@ def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dic
         )
         for suite in job["suites"]
     ]
-    return _run_and_record(run_dir, job, build(spec), options, plans)
+    return _run_and_record(run_dir, job, build(spec), options, plans, record_extra)
 
 
 def _find_run(results: Path, run_id: str) -> Path:
@@ -295,7 +303,8 @@ def _find_run(results: Path, run_id: str) -> Path:
     return run_dir
 
 
-def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, plans) -> tuple[Path, dict]:
+def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, plans,
+                    record_extra: dict | None = None) -> tuple[Path, dict]:
     """Runs the child (restarting it after a per-sample timeout) and writes run.json, always."""
     job_path = run_dir / JOB_FILE
     total = sum(len(p.samples) for p in plans)
@@ -322,6 +331,7 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
             device = record["environment"]["device"]
             record["efficiency"] = _with_repeats(record["efficiency"], run_dir, options, device, repeat_errors)
     record["restarts_after_sample_timeout"] = restarts
+    record.update(record_extra or {})
     store.write_json_atomic(run_dir / store.RUN_FILE, record)
     return run_dir, record
 
@@ -383,6 +393,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         "candidate_info": worker.get("candidate_info"),  # the candidate's run_info() (e.g. a served model's probe)
         "calibration_ids": worker.get("calibration_ids"),
         "protocol": options.protocol,
+        "sweep_cell": options.sweep_cell,
         "created_at": created_at,
         "status": status,
         "error": error,
