@@ -4,13 +4,18 @@ Ray's settings that work offline on this machine: RAY_AUTH_MODE=disabled, a shor
 (Ray's unix socket paths must stay under ~107 characters), no dashboard, a capped object store,
 no usage stats. Both nodes use the loopback address 127.0.0.2: Ray rewrites "127.0.0.1" to the
 machine's outward address unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and that setting makes
-`ray start --address` refuse to add a second node. (Ray's multi-node servers listen on all
-interfaces; everything here is addressed through 127.0.0.2.)
+`ray start --address` refuse to add a second node.
+
+Ray's multi-node servers (GCS, raylet, object manager) listen on all interfaces whatever
+address they are given. So the cluster, and every driver that talks to it, runs inside a
+network namespace of its own whose only interface is loopback (`LoopbackNamespace`): nothing
+of the test's cluster can be reached from, or reach, any other address.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -21,9 +26,36 @@ import psutil
 NODE_IP = "127.0.0.2"
 
 
+class LoopbackNamespace:
+    """`ip netns add` a namespace holding only `lo` (up); `prefix` runs a command inside it."""
+
+    def __init__(self) -> None:
+        self.name = f"lalm-ray-{os.getpid()}-{secrets.token_hex(3)}"
+
+    def create(self) -> str | None:
+        """None when made, else why not (no root, no `ip`, no namespace support)."""
+        for command in (["ip", "netns", "add", self.name], [*self.prefix, "ip", "link", "set", "lo", "up"]):
+            try:
+                out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                return f"{' '.join(command)}: {err}"
+            if out.returncode != 0:
+                self.delete()
+                return f"{' '.join(command)}: {out.stderr.strip() or out.returncode}"
+        return None
+
+    @property
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True, timeout=30)
+
+
 class RayCluster:
-    def __init__(self, temp_dir: Path, env: dict[str, str]):
+    def __init__(self, temp_dir: Path, env: dict[str, str], prefix: list[str]):
         self.temp_dir = temp_dir
+        self.prefix = prefix  # runs a command inside the cluster's loopback-only namespace
         self.env = {**env, "RAY_AUTH_MODE": "disabled"}
         self.env.pop("RAY_ADDRESS", None)
         self.env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
@@ -31,7 +63,7 @@ class RayCluster:
 
     def _ray_start(self, *args: str) -> None:
         ray_cli = Path(sys.executable).with_name("ray")
-        command = [str(ray_cli), "start", f"--node-ip-address={NODE_IP}", f"--temp-dir={self.temp_dir}",
+        command = [*self.prefix, str(ray_cli), "start", f"--node-ip-address={NODE_IP}", f"--temp-dir={self.temp_dir}",
                    "--object-store-memory=100000000", "--disable-usage-stats", *args]
         out = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:

@@ -170,8 +170,10 @@ def test_streamed_chunks_have_the_openai_shape_and_arrive_as_tokens_are_made(cli
     assert usage["choices"] == []
     assert usage["usage"]["completion_tokens"] == 4
     assert usage["usage"]["total_tokens"] == usage["usage"]["prompt_tokens"] + 4
-    # Streamed as made: 3 gaps of >= 10 ms lie between the first and the last token's chunk.
-    assert events[len(tokens)][0] - events[0][0] >= 0.03
+    # Streamed as made: 3 sleeps of 10 ms lie between the first and the last token's chunk. The client's
+    # clock sees them with scheduling jitter (a late first chunk shortens the gap), so ask for two thirds;
+    # a stream buffered until the end would show a gap near zero.
+    assert events[len(tokens)][0] - events[0][0] >= 0.02
 
 
 def test_streaming_without_include_usage_sends_no_usage_chunk(client, audio_dir):

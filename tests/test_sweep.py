@@ -17,7 +17,7 @@ import pytest
 from harness.registry import resolve
 from harness.sweep import SweepError, derive, load_sweep
 from tests.conftest import REPO, bench
-from tests.ray_cluster import RayCluster, wait_for
+from tests.ray_cluster import LoopbackNamespace, RayCluster, wait_for
 
 # 2 candidates x 2 recipe variants, ASR only, 2 samples each: the cheapest real 2x2 matrix.
 SWEEP = """
@@ -239,20 +239,28 @@ def ray_cluster(tmp_path_factory, model_cache):
     (temp / "tmp").mkdir()
     # Workers import this checkout; TMPDIR puts the node-local run folders inside the test's dir.
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(temp / "tmp"), "LALM_BENCH_CACHE": str(model_cache)}
-    cluster = RayCluster(temp, env)
+    namespace = LoopbackNamespace()
+    why_not = namespace.create()
+    if why_not:
+        pytest.skip(f"no loopback-only network namespace for the Ray cluster ({why_not}); Ray's multi-node "
+                    "servers listen on all interfaces, so the test runs it only where nothing else can reach it")
+    cluster = RayCluster(temp, env, namespace.prefix)
     try:
         cluster.start('{"device:testbox": 2}')
         yield cluster
     finally:
         cluster.stop()
+        namespace.delete()
 
 
 RAY_SWEEP = SWEEP.replace('["baseline", "int8"]', '["baseline"]')  # 2 of the 4 local cells
 
 
 def ray_sweep(cluster: RayCluster, sweep: Path, results: Path, *extra: str, timeout: float = 300):
-    return bench("sweep", str(sweep), "--results", str(results), "--executor", "ray", "--ray-address",
-                 cluster.address, *extra, env={"RAY_AUTH_MODE": "disabled"}, timeout=timeout)
+    """The sweep's driver, inside the cluster's loopback-only namespace."""
+    command = [*cluster.prefix, *sweep_command(sweep, results, "--executor", "ray", "--ray-address", cluster.address, *extra)]
+    return subprocess.run(command, cwd=REPO, env={**os.environ, "RAY_AUTH_MODE": "disabled"}, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -267,8 +275,8 @@ def ray_sweep_with_a_kill(ray_cluster, tmp_path_factory):
     sweep, results = write(base / "ray.toml", RAY_SWEEP), base / "results"
     node_tmp = ray_cluster.temp_dir / "tmp"
     driver = subprocess.Popen(
-        sweep_command(sweep, results, "--executor", "ray", "--ray-address", ray_cluster.address,
-                      "--device-kind", "testbox"),
+        [*ray_cluster.prefix, *sweep_command(sweep, results, "--executor", "ray", "--ray-address", ray_cluster.address,
+                                             "--device-kind", "testbox")],
         cwd=REPO, env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
