@@ -6,6 +6,7 @@ Heavy libraries (torch, transformers) are imported only inside the commands that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -52,10 +53,21 @@ def cli() -> None:
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
                    "their spread is recorded (efficiency.repeats).")
+@click.option("--prompts", type=click.Choice(["suite", "model"]), default="suite", show_default=True,
+              help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
+                   "model's authors publish, where the candidate has one (the record says which was used).")
+@click.option("--long-audio", type=click.Choice(["chunk", "truncate", "fail"]),
+              help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
+                   "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
+@click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
+              help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
 def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None) -> None:
+        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
+        batch_size=1, efficiency_samples=50, prompts="suite", long_audio=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
     from harness.data import DataError
     from harness.registry import RegistryError
@@ -73,7 +85,8 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
                 threads=threads, warmup=warmup, results=results, audio_root=audio_root,
                 skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
                 sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
-                aac_cache=aac_cache, repeat=repeat,
+                aac_cache=aac_cache, repeat=repeat, batch_size=batch_size, efficiency_samples=efficiency_samples,
+                prompts=prompts, long_audio=long_audio,
             )
             run_dir, record = execute(options)
     except (RegistryError, RunError, ValueError) as err:
@@ -94,6 +107,21 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _input_notes(suite: dict) -> list[str]:
+    """What the suite's requests carried, when it is not the plain default."""
+    lines = []
+    prompt = suite.get("prompt") or {}
+    if prompt.get("source") == "model":
+        lines.append(f"    prompt: the model's own: {prompt.get('text')!r}")
+    la = suite.get("long_audio") or {}
+    if la.get("n_longer_than_window"):
+        lines.append(
+            f"    long audio ({la['mode']}, window {la['window_s']:g} s): {la['n_longer_than_window']} longer, "
+            f"{la['n_chunked']} chunked, {la['n_truncated']} truncated, {la['n_refused']} refused"
+        )
+    return lines
+
+
 def _summary(record: dict) -> str:
     lines = [f"{record['candidate']}  run {record['run_id']}  status {record['status']}"]
     if record.get("error"):
@@ -108,12 +136,20 @@ def _summary(record: dict) -> str:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
         lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
+        lines += _input_notes(suite)
     eff = record["efficiency"]
     lines.append(
         f"  latency {_fmt(eff.get('latency_ms'), '.1f')} ms (TTFT p50 {_fmt(eff['ttft_ms']['p50'], '.1f')} ms, "
         f"TPOT p50 {_fmt(eff['tpot_ms']['p50'], '.2f')} ms)  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
+    qp = eff.get("quality_pass")
+    if qp:
+        how = f"batches of {qp['batch_size']}" if qp["batched"] else "one at a time (no generate_batch)"
+        lines.append(
+            f"  quality pass: {how}, {_fmt(qp['samples_per_s'], '.2f')} samples/s, RTFx {_fmt(qp['rtfx'], '.1f')};"
+            f" timed at batch 1: {eff['n_requests']} requests"
+        )
     return "\n".join(lines)
 
 
@@ -291,6 +327,12 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
                 rows.append({**item, "protocol": lb.protocol_of(section.run_of(row)), "group": section.index})
         click.echo(json.dumps(rows, indent=2))
         return
+    _print_sections(sections, fmt, ci)
+
+
+def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
+    import leaderboard as lb
+
     if not sections:
         click.echo(lb.to_table([], fmt))
     for i, section in enumerate(sections):
@@ -301,6 +343,58 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
         else:
             click.echo(("\n" if i else "") + "\n".join(lines) + "\n")
         click.echo(lb.to_table(section.rows, fmt, ci=ci))
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--dry-run", is_flag=True, help="List the cells (and which are finished already); run nothing.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one cell after another here; ray: one Ray task per cell on a Ray cluster.")
+@click.option("--ray-address", metavar="ADDR",
+              help="Ray cluster to use (e.g. 10.0.0.5:6379; default: $RAY_ADDRESS, else a private one here).")
+@click.option("--device-kind", metavar="NAME",
+              help='Run every cell on nodes declaring the Ray resource "device:NAME" (latency from that hardware).')
+@click.option("--placement-timeout-s", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Fail a Ray task that no live node can take after this long, naming the missing resource.")
+@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, placement_timeout_s, weights) -> None:
+    """Run a matrix of runs from SWEEP_FILE (candidates x recipe variants x datasets x protocols x
+    threads); finished cells are skipped, interrupted ones resumed; ends with their leaderboard."""
+    from harness.executors import get_executor
+    from harness.sweep import SweepError, load_sweep
+    from harness.sweep_run import plan_work, run_sweep, state_path
+
+    if executor == "local" and (ray_address or device_kind):
+        _fail("--ray-address and --device-kind need --executor ray")
+    try:
+        spec = load_sweep(sweep_file)
+        if dry_run:
+            work = plan_work(spec.cells, results)
+            click.echo(f"sweep {spec.name!r}: {len(work)} cell(s) (results in {results})")
+            for i, item in enumerate(work, 1):
+                state = {"skip": f"finished: {item.run_id}", "resume": f"resume {item.run_id}", "run": "to run"}
+                click.echo(f"{i:>3}. {item.cell.label}  recipe {item.cell.spec.recipe}  cell {item.cell.key}  "
+                           f"[{state[item.action]}]")
+            return
+        ray_options = {"address": ray_address, "device_kind": device_kind, "placement_timeout_s": placement_timeout_s}
+        outcomes = run_sweep(spec, results, get_executor(executor, **(ray_options if executor == "ray" else {})),
+                             echo=click.echo)
+    except (SweepError, ValueError) as err:
+        _fail(str(err))
+    import leaderboard as lb
+
+    runs = [o.record for o in outcomes if o.record and o.record.get("status") != "failed"]
+    click.echo("")
+    try:
+        _print_sections(lb.build(runs, lb.load_profile(weights)))
+    except ValueError as err:
+        _fail(str(err))
+    failed = [o for o in outcomes if o.state == "failed"]
+    counts = {s: sum(o.state == s for o in outcomes) for s in ("ok", "partial", "skipped", "failed")}
+    click.echo("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(outcomes)} cell(s)")
+    if failed:
+        _fail(f"{len(failed)} cell(s) failed (errors above and in {state_path(results, spec.name)}): " + "; ".join(o.cell.label for o in failed))
 
 
 @cli.command()
@@ -352,12 +446,72 @@ def _sample_scorers() -> dict:
 @click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (with a warning).")
 def report(results, out, weights, baseline, ci, mix) -> None:
-    """Write OUT/report.html (table, environments, Pareto plots) plus leaderboard.md and .csv."""
+    """Write OUT/report.html (table, environments, Pareto plots, load tests) plus leaderboard.md and .csv."""
     from leaderboard.report import write_report
+    from leaderboard.results import load_test_runs
 
     sections = _leaderboard_sections(results, weights, baseline, mix)
-    for path in write_report(sections, out, ci=ci, source=str(results)):
+    for path in write_report(sections, out, ci=ci, source=str(results), load_records=load_test_runs(results)):
         click.echo(f"wrote {path}")
+
+
+def _int_list(ctx, param, value: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, e.g. 1,4,16; got {value!r}") from None
+
+
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="A served candidate (family openai): name or .toml path.")
+@click.option("--concurrency", default="1,4,16", show_default=True, callback=_int_list,
+              help="Comma-separated concurrency levels, run one after the other.")
+@click.option("--requests", "n_requests", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Requests per concurrency level.")
+@click.option("--duration-s", type=click.FloatRange(min=0, min_open=True),
+              help="Per level: start no request after this many seconds (in-flight ones finish).")
+@click.option("--data", type=click.Path(path_type=Path), help="Where the audio comes from (default: the demo data).")
+@click.option("--suite", help="Which suite's clips and prompt (default: asr when the candidate does it).")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed requests first.")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+def load(candidate, concurrency, n_requests, duration_s, data, suite, warmup, results) -> None:
+    """Load-test a served candidate: throughput, TTFT/TPOT/ITL percentiles and errors per
+    concurrency level; writes results/<run_id>/run.json with a `load` block."""
+    from harness.loadtest import LoadError, LoadOptions, execute
+    from harness.registry import RegistryError
+    from harness.runner import RunError
+
+    try:
+        options = LoadOptions(candidate=candidate, concurrency=concurrency, requests=n_requests, duration_s=duration_s,
+                              data=data, suite=suite, warmup=warmup, results=results)
+        run_dir, record = execute(options)
+    except (LoadError, RegistryError, RunError, ValueError) as err:
+        _fail(str(err))
+    click.echo(_load_table(record))
+    click.echo(f"run record: {run_dir / 'run.json'}")
+    if record["status"] != "ok":
+        click.echo(f"status {record['status']}" + (f": {record['error']}" if record.get("error") else ""), err=True)
+        sys.exit(1)
+
+
+def _load_table(record: dict) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for level in record["load"]["levels"]:
+        ttft, tpot, itl = level["ttft_ms"], level["tpot_ms"], level["itl_chunk_ms"]
+        rows.append([
+            level["concurrency"], f"{level['ok']}/{level['requests_sent']}", level["errors"],
+            _fmt(level["requests_per_s"], ".2f"), _fmt(level["output_tokens_per_s"], ".1f"),
+            "/".join(_fmt(ttft[p], ".0f") for p in ("p50", "p90", "p99")),
+            "/".join(_fmt(tpot[p], ".1f") for p in ("p50", "p90", "p99")),
+            "/".join(_fmt(itl[p], ".1f") for p in ("p50", "p99")),
+        ])
+    head = ["concurrency", "ok", "errors", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "TPOT ms p50/p90/p99",
+            "ITL ms p50/p99 (chunks)"]
+    title = f"{record['candidate']} ({record['load']['served_by']})  run {record['run_id']}  status {record['status']}"
+    reasons = [f"  {n} x {reason}" for level in record["load"]["levels"] for reason, n in level["error_reasons"].items()]
+    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else [])])
 
 
 @cli.command()
@@ -407,6 +561,44 @@ def suites() -> None:
     for suite in SUITES.values():
         click.echo(f"{suite.name:<6} {suite.primary_metric:<7} {suite.description}")
         click.echo(f"       prompt: {suite.prompt!r}")
+        click.echo(f"       long audio (default): {suite.long_audio}")
+
+
+@cli.command()
+@click.option("--candidate", "-c", required=True, help="Registered name or path to a candidate .toml file.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless --allow-remote).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CPU threads of the model.")
+@click.option("--allow-remote", is_flag=True, help="Allow binding an address other machines can reach.")
+@click.option("--api-key-env", metavar="NAME", help="Require `Authorization: Bearer KEY`, KEY read from this variable.")
+@click.option("--allow-local-audio", type=click.Path(path_type=Path), metavar="DIR",
+              help="Accept file:// audio URLs, for files inside DIR only (symlinks resolved).")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="Largest request body (and file:// audio file).")
+@click.option("--max-audio-s", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Longest audio per request, in seconds.")
+@click.option("--max-tokens-limit", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Largest max_tokens a request may ask for.")
+def serve(candidate, host, port, device, threads, allow_remote, api_key_env, allow_local_audio, max_body_mb,
+          max_audio_s, max_tokens_limit) -> None:
+    """Serve a candidate as an OpenAI-compatible API (/v1/chat/completions with audio, streamed or
+    not; /v1/models, /health, /metrics). One request at a time; stop it with SIGTERM or Ctrl-C."""
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"`serve` needs {', '.join(missing)}: pip install 'lalm-bench[serve]'")
+    from harness.registry import RegistryError
+    from harness.serve.config import ServeConfig
+    from harness.serve.server import ServeError
+    from harness.serve.server import serve as run_server
+
+    config = ServeConfig(candidate=candidate, host=host, port=port, device=device, threads=threads,
+                         allow_remote=allow_remote, api_key_env=api_key_env, allow_local_audio=allow_local_audio,
+                         max_body_mb=max_body_mb, max_audio_s=max_audio_s, max_tokens_limit=max_tokens_limit)
+    try:
+        run_server(config)
+    except (ServeError, RegistryError, ValueError) as err:
+        _fail(str(err))
 
 
 def main() -> None:

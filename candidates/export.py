@@ -225,10 +225,11 @@ class Loaded:
 
 
 def load(model_class, path: Path, steps: list[recipes.Step], parts: dict[str, str], device: str,
-         keep: list[str] = (), use_safetensors: bool = True) -> Loaded:
+         keep: list[str] = (), use_safetensors: bool = True, **common: Any) -> Loaded:
     """Loads an exported folder (its recipe already in the weights) or an ordinary checkpoint
     (the recipe's load-time steps as `from_pretrained` arguments). The post-load steps still to
-    run are returned; the family runs them with `recipes.apply`, so calibration stays its own."""
+    run are returned; the family runs them with `recipes.apply`, so calibration stays its own.
+    `common`: further `from_pretrained` arguments (local_files_only, trust_remote_code)."""
     import torch
 
     manifest = read_manifest(path)
@@ -247,16 +248,17 @@ def load(model_class, path: Path, steps: list[recipes.Step], parts: dict[str, st
         applied.append({"step": "load exported checkpoint", "pre_quantized": True, "format": manifest.format,
                         "path": str(path), "source": manifest.provenance.get("source_candidate")})
     if manifest is not None and manifest.format == LALM:
-        model = load_lalm(model_class, Path(path), manifest, device)
+        model = load_lalm(model_class, Path(path), manifest, device, common.get("trust_remote_code", False))
     else:
-        model = model_class.from_pretrained(path, local_files_only=True, use_safetensors=use_safetensors, **kwargs)
+        common = {"local_files_only": True, **common}
+        model = model_class.from_pretrained(path, use_safetensors=use_safetensors, **common, **kwargs)
         if "quantization_config" not in kwargs and not getattr(model, "is_quantized", False):
             model.to(device)
     model.eval()
     return Loaded(model, kwargs["dtype"], steps, applied)
 
 
-def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str):
+def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str, trust_remote_code: bool = False):
     """Skeleton with empty weights -> quantized modules from their stored tensors -> the rest."""
     import torch
     from accelerate import init_empty_weights
@@ -267,7 +269,7 @@ def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str):
 
     if not device.startswith("cpu"):
         raise ExportError(f"{path}: int8-dynamic / embed-int8 exports run on the CPU only (asked for {device})")
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     dtype = getattr(torch, manifest.dtype)
     with init_empty_weights(include_buffers=False):  # parameters on `meta`; computed buffers real
         model = model_class._from_config(config, dtype=dtype)

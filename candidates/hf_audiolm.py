@@ -1,157 +1,130 @@
-"""Family `hf-audiolm`: transformers-native audio LLMs driven through `AutoProcessor` and the
-model's chat template, starting with Qwen2-Audio.
+"""Family `hf-audiolm`: transformers audio LLMs driven through their processor and chat template.
 
-Options (candidate TOML `[options]`):
-- `model_path`: a local checkpoint folder (default: a tiny random Qwen2-Audio built on first use);
-- `model_class`: the transformers class (default `Qwen2AudioForConditionalGeneration`);
-- `parts`: module paths of `llm`, `encoder`, `adapter` for recipes (defaults fit Qwen2-Audio);
-- `keep_full_precision`: modules bitsandbytes steps leave alone (default `["lm_head"]`);
-- `system_prompt`: an optional system turn;
-- `trust_remote_code`, `allow_pickle`: both off unless set (the run record says which).
-Another transformers audio LLM with a processor and a chat template is a TOML file naming its
-class and parts, not new code.
+Any model whose processor takes `processor(text=..., audio=...)` and whose chat template renders
+an `{"type": "audio"}` item as its audio placeholder runs from a candidate TOML alone:
+
+    family = "hf-audiolm"
+    [options]
+    model_path = "/models/audio-flamingo-3-hf"
+    model_class = "AudioFlamingo3ForConditionalGeneration"
+    parts = { llm = "model.language_model", encoder = "model.audio_tower", adapter = "model.multi_modal_projector" }
+    audio_first = false                     # AF3 puts the instruction before the audio
+    [options.prompts]
+    asr = "Transcribe the input speech."
+
+Options (besides `model_path`, `allow_pickle`, `trust_remote_code`, `prompts` of every transformers
+family): `model_class`, `processor_class`, `tiny` (the built-in tiny copy used without
+`model_path`), `parts`, `keep_full_precision`, `system_prompt`, `audio_first`, `audio_window_s`,
+`batch_equal_lengths`.
+Models whose processor differs have small adapters beside this file (voxtral.py, ...).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from candidates import recipes
-from candidates.salmonn import check_checkpoint
-from harness.candidate import Candidate
-from harness.memory import tensor_bytes
-from harness.registry import CandidateSpec
-from harness.streaming import transformers_streamer
-from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
+from candidates.transformers_base import TransformersCandidate, TransformersOptions, resolve_class
+from harness.types import SAMPLE_RATE, Request
 
 QWEN2_AUDIO_PARTS = {"llm": "model.language_model", "encoder": "model.audio_tower", "adapter": "model.multi_modal_projector"}
 
 
 @dataclass(frozen=True)
-class HfAudioLMOptions:
-    model_path: str | None = None  # a local checkpoint folder; default: the tiny random Qwen2-Audio
-    model_class: str = "Qwen2AudioForConditionalGeneration"  # a transformers class name
+class HfAudioLMOptions(TransformersOptions):
+    model_class: str = "Qwen2AudioForConditionalGeneration"  # a transformers class name (or "module:attr")
+    processor_class: str = "AutoProcessor"  # a processor class name (or "module:attr")
+    tiny: str | None = "qwen2-audio"  # built-in tiny copy used without model_path (candidates/tiny_models.py)
     parts: dict[str, str] = field(default_factory=lambda: dict(QWEN2_AUDIO_PARTS))  # recipe part -> module path
     keep_full_precision: list[str] = field(default_factory=lambda: ["lm_head"])  # bitsandbytes leaves these
-    system_prompt: str | None = None
-    trust_remote_code: bool = False
-    allow_pickle: bool = False
+    system_prompt: str | None = None  # a system turn before the user's
+    audio_first: bool = True  # the audio before the instruction in the user turn (False: after it)
+    audio_window_s: float | None = None  # default: the processor's max_audio_len, else its feature extractor's chunk_length
+    batch_equal_lengths: bool = False  # batch only clips of equal length (encoders that let padding leak)
+
+    def __post_init__(self):
+        if "llm" not in self.parts:
+            raise ValueError(f"`parts` must name the `llm` module (got {sorted(self.parts)})")
 
 
-class HfAudioLMCandidate(recipes.RecipeHooks, Candidate):
+class HfAudioLMCandidate(TransformersCandidate):
     """A transformers audio LLM (Qwen2-Audio by default) through its processor and chat template."""
 
     tasks = frozenset({"asr", "aac"})
     Options = HfAudioLMOptions
+    family = "hf-audiolm"
 
-    def __init__(self, spec: CandidateSpec):
+    def __init__(self, spec):
         super().__init__(spec)
-        options = self.options
-        self.model_path = options.model_path
-        self.model_class = options.model_class
-        self.parts = dict(options.parts)
-        self.keep = list(options.keep_full_precision)
-        self.system_prompt = options.system_prompt
-        self.trust_remote_code = options.trust_remote_code
-        self.allow_pickle = options.allow_pickle
-        self.steps = recipes.parse(spec.recipe, self.parts)
-        self.calibration: list[Request] = []
-        self.applied: list[dict] = []
         self._chat_texts: dict[str, str] = {}
 
-    def prepare(self) -> None:
-        if not self.model_path:
-            from candidates.qwen2_audio_tiny import ensure_tiny
+    def recipe_parts(self) -> dict[str, str]:
+        return dict(self.options.parts)
 
-            ensure_tiny()
+    def keep_full_precision(self) -> list[str]:
+        return list(self.options.keep_full_precision)
 
-    def load(self, device: str) -> None:
-        import transformers
+    def model_class_name(self) -> str:
+        return self.options.model_class
 
-        from candidates.qwen2_audio_tiny import default_path
+    def default_checkpoint(self) -> Path:
+        if not self.options.tiny:
+            return super().default_checkpoint()
+        from candidates.tiny_models import ensure_tiny
 
-        path = Path(self.model_path) if self.model_path else default_path()
-        check_checkpoint(path, self.allow_pickle)
-        kwargs = recipes.load_kwargs(self.steps, self.parts, device, keep=self.keep)
-        common = {"local_files_only": True, "trust_remote_code": self.trust_remote_code}
-        self.processor = transformers.AutoProcessor.from_pretrained(path, **common)
-        model_class = getattr(transformers, self.model_class)
-        self.model = model_class.from_pretrained(path, use_safetensors=not self.allow_pickle, **common, **kwargs)
-        if "quantization_config" not in kwargs:
-            self.model.to(device)
-        self.model.eval()
-        self.device, self.dtype = device, kwargs["dtype"]
-        self.applied = recipes.apply(self.model, self.steps, self.parts, self._hidden_states)
+        return ensure_tiny(self.options.tiny)
 
-    def _hidden_states(self, _part) -> list:
-        import torch
+    def load_processor(self, path: Path, common: dict[str, Any]) -> Any:
+        return resolve_class(self.options.processor_class).from_pretrained(path, **common)
 
-        with torch.inference_mode():
-            return [self.model(**self._inputs(r), output_hidden_states=True).hidden_states for r in self.calibration]
+    def after_load(self) -> None:
+        self.tokenizer.padding_side = "left"  # batches of a decoder-only LLM are padded on the left
 
-    def weight_bytes(self) -> int:
-        return tensor_bytes(self.model)
+    def audio_window_s(self) -> float | None:
+        if self.options.audio_window_s is not None:
+            return float(self.options.audio_window_s)
+        limit = getattr(self.processor, "max_audio_len", None)
+        if limit is None:
+            limit = getattr(getattr(self.processor, "feature_extractor", None), "chunk_length", None)
+        return None if limit is None else float(limit)
 
-    def weight_bytes_by_part(self) -> dict[str, int]:
-        return recipes.bytes_by_part(self.model, self.parts)
+    def batch_groups(self, requests: list[Request]) -> list[list[int]]:
+        if not self.options.batch_equal_lengths:
+            return super().batch_groups(requests)
+        groups: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(len(request.audio), []).append(index)
+        return list(groups.values())
 
-    def decoder_weight_bytes(self) -> int:
-        """Read per token: the LLM without its embedding table, plus the LM head."""
-        llm = recipes.module_at(self.model, self.parts["llm"])
-        return tensor_bytes(llm) - tensor_bytes(llm.get_input_embeddings()) + tensor_bytes(self.model.lm_head)
+    def conversation(self, prompt: str) -> list[dict[str, Any]]:
+        content = [{"type": "audio", "audio": "clip"}, {"type": "text", "text": prompt}]
+        if not self.options.audio_first:
+            content.reverse()
+        turns = [{"role": "user", "content": content}]
+        if self.options.system_prompt:
+            turns.insert(0, {"role": "system", "content": [{"type": "text", "text": self.options.system_prompt}]})
+        return turns
 
-    def _chat_text(self, prompt: str) -> str:
+    def chat_text(self, prompt: str) -> str:
         """The chat template rendered around one audio placeholder; cached since suites reuse one prompt
         (the processor still expands the placeholder to each clip's length)."""
         if prompt not in self._chat_texts:
-            content = [{"type": "audio", "audio": "clip"}, {"type": "text", "text": prompt}]
-            conversation = [{"role": "user", "content": content}]
-            if self.system_prompt:
-                conversation.insert(0, {"role": "system", "content": self.system_prompt})
             self._chat_texts[prompt] = self.processor.apply_chat_template(
-                conversation, add_generation_prompt=True, tokenize=False
+                self.conversation(prompt), add_generation_prompt=True, tokenize=False
             )
         return self._chat_texts[prompt]
 
-    def _inputs(self, request: Request):
+    def model_inputs(self, requests: list[Request]) -> dict[str, Any]:
         """Chat template + processor: features, audio placeholders expanded, token ids."""
-        text = self._chat_text(request.prompt)
-        inputs = self.processor(text=text, audio=[request.audio], sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        inputs = inputs.to(self.device)
-        inputs["input_features"] = inputs["input_features"].to(self.dtype)
-        return inputs
+        inputs = self.processor(
+            text=[self.chat_text(r.prompt) for r in requests], audio=[r.audio for r in requests],
+            sampling_rate=SAMPLE_RATE, return_tensors="pt", text_kwargs={"padding": True, "padding_side": "left"},
+        )
+        return to_device(inputs, self.device, self.dtype)
 
-    def stepped_decoder(self) -> HfAudioLMCandidate:
-        return self
 
-    def prefill(self, request: Request) -> dict:
-        import torch
-
-        with torch.inference_mode():
-            out = self.model(**self._inputs(request), use_cache=True)
-        return {"cache": out.past_key_values, "token": out.logits[:, -1:].argmax(-1)}
-
-    def decode_step(self, state: dict) -> dict:
-        import torch
-
-        with torch.inference_mode():
-            out = self.model(input_ids=state["token"], past_key_values=state["cache"], use_cache=True)
-        return {"cache": out.past_key_values, "token": out.logits[:, -1:].argmax(-1)}
-
-    def generate(self, request: Request, on_token: TokenCallback) -> Generation:
-        import torch
-
-        window_s = self.processor.feature_extractor.chunk_length
-        with torch.inference_mode():
-            inputs = self._inputs(request)
-            out = self.model.generate(
-                **inputs,
-                max_new_tokens=request.max_new_tokens,
-                do_sample=False,
-                streamer=transformers_streamer(on_token),
-            )
-        new = out[0, inputs["input_ids"].shape[1]:]
-        text = self.processor.tokenizer.decode(new, skip_special_tokens=True).strip()
-        info = {"audio_truncated_to_s": window_s} if len(request.audio) / SAMPLE_RATE > window_s else {}
-        return Generation(text=text, n_tokens=int(new.shape[0]), info=info)
+def to_device(inputs, device: str, dtype) -> dict[str, Any]:
+    """Tensors onto the device; floating ones (features) in the model's dtype."""
+    return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) if hasattr(v, "to") else v
+            for k, v in inputs.items()}

@@ -2,15 +2,13 @@
 
 Same architecture and processor as Qwen2-Audio-7B (Whisper-style encoder with pooling, linear
 projector, Qwen2 LM, chat template with <|AUDIO|> placeholders), shrunk to about 15M parameters.
+Built into the cache by candidates/tiny_models.py (`ensure_tiny("qwen2-audio")`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.paths import build_once, cache_dir
-
-TINY_VERSION = "v1"
 SEED = 4321
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Qwen2-Audio-Instruct's layout: one turn per message, audio placeholders inside user content.
@@ -21,10 +19,6 @@ CHAT_TEMPLATE = (
     "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-def default_path() -> Path:
-    return cache_dir() / "models" / f"qwen2-audio-tiny-{TINY_VERSION}"
 
 
 def build(out: Path) -> None:
@@ -66,7 +60,3 @@ def build(out: Path) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     processor.save_pretrained(out)
-
-
-def ensure_tiny() -> Path:
-    return build_once(default_path(), build)

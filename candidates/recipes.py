@@ -148,10 +148,15 @@ def preload_imports(steps: list[Step]) -> None:
 
 
 def bytes_by_part(model, parts: dict[str, str]) -> dict[str, int]:
-    """Weight bytes of each named part, and of everything else under "other"."""
+    """Weight bytes of each named part, and of everything else under "other". A part nested in
+    another (Phi-4-multimodal's audio encoder inside its LM) is counted once, in itself."""
     from harness.memory import tensor_bytes
 
     sizes = {name: tensor_bytes(module_at(model, path)) for name, path in parts.items()}
+    for name, path in parts.items():
+        for inner, inner_path in parts.items():
+            if inner != name and path and inner_path.startswith(path + "."):
+                sizes[name] -= sizes[inner]
     sizes["other"] = tensor_bytes(model) - sum(sizes.values())
     return sizes
 

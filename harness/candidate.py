@@ -153,7 +153,16 @@ class Candidate(ABC):
 
     def external_memory(self) -> dict[str, Any] | None:
         """Memory measured outside the measured process (e.g. a served model's server), which then
-        replaces the process's own peak in the record; None: the process's peak is the model's."""
+        replaces the process's own peak in the record; None: the process's peak is the model's.
+        Read after the last request, before `close`. Keys: `peak_mb` (None when it cannot be seen,
+        never a guess), `kind` (what was measured) and `reason` (why it is None, or how)."""
+        return None
+
+    def served_by(self) -> str | None:
+        """For a model that runs outside the measured process (a server the candidate calls): what
+        serves it (e.g. "tiny at http://127.0.0.1:8000/v1"), shown as the record's device name;
+        the measured process is then a client that imports no framework (no torch) and holds no
+        device. None (default): the model runs in the measured process. Called before `load`."""
         return None
 
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:

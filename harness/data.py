@@ -181,6 +181,12 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
     return _decode(source, path)
 
 
+def load_audio_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """The same for encoded audio held in memory (e.g. the base64 audio of an HTTP request);
+    `label` names it in error messages."""
+    return _decode(io.BytesIO(data), label)
+
+
 def _decode(source, label: str) -> tuple[np.ndarray, int]:
     import soundfile as sf
     from scipy.signal import resample_poly
@@ -264,6 +270,23 @@ def prime_audio_decoding() -> None:
     sf.write(buffer, np.zeros(11_025, dtype=np.float32), 22_050, format="WAV", subtype="PCM_16")
     buffer.seek(0)
     _decode(buffer, "<primer>")
+
+
+def audio_duration_s(path: str) -> float | None:
+    """A clip's duration from its header (nothing decoded), or None when it cannot be read (the
+    sample then fails with its reason when it runs)."""
+    import soundfile as sf
+
+    try:
+        source = path
+        if path.startswith(("hf-disk:", "parquet:")):
+            from harness.loaders.hf import read_audio_bytes
+
+            source = io.BytesIO(read_audio_bytes(path))
+        info = sf.info(source)
+    except Exception:  # unreadable here means unreadable at run time too, where it is reported
+        return None
+    return info.frames / info.samplerate if info.samplerate and info.frames > 0 else None
 
 
 def dataset_hash(samples: list[Sample]) -> str:

@@ -25,7 +25,8 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def describe(device: str, device_name: str, threads: int) -> dict:
+def describe(device: str, device_name: str, threads: int, gpu: dict | None = None) -> dict:
+    """`gpu`: the measured GPU's name, UUID and PCI bus id (`harness.gpu.identity`), None on a CPU."""
     import os
 
     return {
@@ -38,7 +39,9 @@ def describe(device: str, device_name: str, threads: int) -> dict:
         "lalm_bench": _version("lalm-bench"),
         "device": device,
         "device_name": device_name,
+        "gpu": gpu,
         "threads": threads,
+        "hostname": platform.node(),
         "cpu_count": os.cpu_count(),
         "git_sha": git_sha(),
         "executable": sys.executable,

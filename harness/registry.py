@@ -34,7 +34,11 @@ BUILTIN_FAMILIES = {
     "whisper": "candidates.whisper_hf:WhisperCandidate",
     "pocketsphinx": "candidates.pocketsphinx_asr:PocketSphinxCandidate",
     "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
+    "voxtral": "candidates.voxtral:VoxtralCandidate",
+    "qwen3-asr": "candidates.qwen3_asr:Qwen3AsrCandidate",
+    "granite-speech": "candidates.granite_speech:GraniteSpeechCandidate",
     "null": "candidates.null:NullCandidate",
+    "openai": "candidates.openai_family:OpenAICandidate",
 }
 
 

@@ -10,6 +10,7 @@ every value and the min-max spread, which the leaderboard's `--ci` shows.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,24 @@ def repeat_dirs(run_dir: Path, n: int) -> list[Path]:
 
 
 def write_repeat_job(run_dir: Path, job: dict, repeat_dir: Path) -> Path:
-    """The run's job, pointed at the repeat's folder (resumable there like any run)."""
+    """The run's job, pointed at the repeat's folder (resumable there like any run). A batched
+    run's repeat gets the run's predictions, so it skips the untimed quality pass and only times."""
     repeat_dir.mkdir(parents=True, exist_ok=True)
+    if job.get("batch_size", 1) > 1 and not (repeat_dir / store.PREDICTIONS_FILE).exists():
+        shutil.copyfile(run_dir / store.PREDICTIONS_FILE, repeat_dir / store.PREDICTIONS_FILE)
     path = repeat_dir / "job.json"
     store.write_json_atomic(path, {**job, "run_dir": str(repeat_dir), "repeat_of": job["run_id"]})
     return path
 
 
-def read_repeat(repeat_dir: Path) -> tuple[list[dict], dict]:
+def read_repeat(repeat_dir: Path, batched: bool) -> tuple[list[dict], dict]:
+    """(the repeat's timed records, its worker report); a batched run times its chosen samples apart."""
+    from harness.quality_pass import timed_records
+
     worker_path = repeat_dir / "worker.json"
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    return store.read_jsonl(repeat_dir / store.PREDICTIONS_FILE), worker
+    timed = timed_records(repeat_dir) if batched else store.read_jsonl(repeat_dir / store.PREDICTIONS_FILE)
+    return timed, worker
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, repeats, store
+from harness import environment, long_audio, prompts, quality_pass, repeats, store
 from harness.candidate import overrides
 from harness.data import DataError, Problem, load_annotation_json
 from harness.library_logs import library_logs_to
@@ -57,6 +57,14 @@ class RunOptions:
     protocol: str = "default"  # measurement protocol: default | nota2025 (harness/protocols.py)
     sample_timeout_s: float | None = None
     repeat: int = 1  # timed passes in fresh children; latency and memory are their medians
+    batch_size: int = 1  # > 1: batched, untimed quality pass, then batch-1 timing (harness/quality_pass.py)
+    efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
+    prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/prompts.py)
+    long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/long_audio.py)
+    sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep.py); None outside sweeps
+
+    def long_audio_for(self, suite: Suite) -> str:
+        return self.long_audio or suite.long_audio
 
 
 @dataclass
@@ -189,9 +197,18 @@ def describe_exit(returncode: int, timed_out: bool) -> str | None:
     return f"child exited with status {returncode}; see worker.log"
 
 
-def execute(options: RunOptions) -> tuple[Path, dict]:
+def execute(options: RunOptions, spec: CandidateSpec | None = None,
+            record_extra: dict | None = None) -> tuple[Path, dict]:
+    """Runs `options.candidate` (or `spec`, a candidate built elsewhere, e.g. a sweep's recipe
+    variant); `record_extra` keys are added to run.json (e.g. which executor and node ran it)."""
     check_protocol(options.protocol)
-    spec = resolve(options.candidate)
+    if options.batch_size > 1 and options.protocol != "default":
+        raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
+                       "requests (run it with --batch-size 1)")
+    prompts.check_mode(options.prompts)
+    if options.long_audio is not None:
+        long_audio.check_mode(options.long_audio)
+    spec = spec or resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
     plans = plan(options, spec, tasks)
@@ -208,12 +225,14 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
         # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
         "warmup": 0 if options.protocol == "nota2025" else options.warmup,
         "sample_timeout_s": options.sample_timeout_s,
+        "prompts": options.prompts,
         "suites": [
             {
                 "name": p.suite.name,
                 "prompt": p.suite.prompt,
                 "max_new_tokens": p.suite.max_new_tokens,
                 "min_audio_s": p.suite.min_audio_s,
+                "long_audio": options.long_audio_for(p.suite),
                 "dataset": p.dataset,
                 "samples": [
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
@@ -224,14 +243,37 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
             for p in plans
         ],
     }
+    if options.batch_size > 1:
+        _plan_batched(job, options)
+        job["batched"] = overrides(candidate, "generate_batch")
     store.write_json_atomic(run_dir / JOB_FILE, job)
-    return _run_and_record(run_dir, job, candidate, options, plans)
+    return _run_and_record(run_dir, job, candidate, options, plans, record_extra)
 
 
-def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dict]:
+def _plan_batched(job: dict, options: RunOptions) -> None:
+    """Clip durations (headers only) for length-sorted batches, and the samples timed at batch 1,
+    chosen now so that the job file (and a resumed run) holds them."""
+    from harness.data import audio_duration_s
+    from harness.quality_pass import select_for_timing
+
+    job["batch_size"] = options.batch_size
+    job["efficiency_samples"] = options.efficiency_samples
+    job["timed_samples"] = {}
+    for suite in job["suites"]:
+        for sample in suite["samples"]:
+            sample["duration_s"] = audio_duration_s(sample["audio_path"])
+        durations = [(s["sample_id"], s["duration_s"]) for s in suite["samples"]]
+        job["timed_samples"][suite["name"]] = select_for_timing(durations, options.efficiency_samples, suite["name"])
+
+
+def resume(results: Path, run_id: str, progress: bool = True, record_extra: dict | None = None) -> tuple[Path, dict]:
     """Continues a run from its job file: samples already in predictions.jsonl are kept, the rest run."""
     run_dir = _find_run(Path(results), run_id)
     job = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))
+    if Path(job["run_dir"]).resolve() != run_dir.resolve():
+        # The folder was moved or copied (e.g. to another machine): the child writes where the job says.
+        job["run_dir"] = str(run_dir)
+        store.write_json_atomic(run_dir / JOB_FILE, job)
     saved = dict(job["options"])
     saved.setdefault("protocol", saved.pop("profile", "default"))  # job files written before the rename
     options = RunOptions(**{**saved, "progress": progress})
@@ -246,7 +288,7 @@ def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dic
         )
         for suite in job["suites"]
     ]
-    return _run_and_record(run_dir, job, build(spec), options, plans)
+    return _run_and_record(run_dir, job, build(spec), options, plans, record_extra)
 
 
 def _find_run(results: Path, run_id: str) -> Path:
@@ -261,7 +303,8 @@ def _find_run(results: Path, run_id: str) -> Path:
     return run_dir
 
 
-def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, plans) -> tuple[Path, dict]:
+def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, plans,
+                    record_extra: dict | None = None) -> tuple[Path, dict]:
     """Runs the child (restarting it after a per-sample timeout) and writes run.json, always."""
     job_path = run_dir / JOB_FILE
     total = sum(len(p.samples) for p in plans)
@@ -282,11 +325,13 @@ def _run_and_record(run_dir: Path, job: dict, candidate, options: RunOptions, pl
         break
     repeat_errors = _run_repeats(run_dir, job, options, deadline) if error is None and options.repeat > 1 else []
     with library_logs_to(run_dir / "worker.log"):  # scoring imports aac-metrics -> torch -> torchao chatter
-        record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"], error)
+        record = build_record(job["run_id"], run_dir, CandidateSpec(**job["spec"]), options, plans, job["created_at"],
+                              error, job)
         if options.repeat > 1 and error is None:
             device = record["environment"]["device"]
             record["efficiency"] = _with_repeats(record["efficiency"], run_dir, options, device, repeat_errors)
     record["restarts_after_sample_timeout"] = restarts
+    record.update(record_extra or {})
     store.write_json_atomic(run_dir / store.RUN_FILE, record)
     return run_dir, record
 
@@ -308,23 +353,32 @@ def _run_repeats(run_dir: Path, job: dict, options: RunOptions, deadline: float 
 def _with_repeats(first: dict, run_dir: Path, options: RunOptions, device: str, errors: list[str]) -> dict:
     others = []
     for repeat_dir in repeats.repeat_dirs(run_dir, options.repeat):
-        predictions, worker = repeats.read_repeat(repeat_dir)
+        predictions, worker = repeats.read_repeat(repeat_dir, options.batch_size > 1)
         if worker.get("status") == "ok":
             others.append(efficiency_block(predictions, worker, device, options.protocol))
     return repeats.summarize(first, others, errors)
 
 
-def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error) -> dict:
+def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, created_at, error,
+                 job: dict | None = None) -> dict:
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
+    error = worker.get("error") or error  # the child's own reason (e.g. "load failed: ...") says more
+    batched = job is not None and job.get("batch_size", 1) > 1
+    # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
+    timed = quality_pass.timed_records(run_dir) if batched else predictions
+    suites = {p.suite.name: score_suite(p, predictions, options.protocol, timed) for p in plans}
+    _add_inputs(suites, plans, predictions, worker, options, run_dir)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
     if status == "ok" and planned and not any(s["n_scored"] for s in suites.values()):
         status, error = "failed", "every sample failed; see suites.*.failures"
     device = worker.get("device") or options.device
+    efficiency = efficiency_block(timed, worker, device, options.protocol)
+    if batched:
+        efficiency.update(quality_pass.record_block(run_dir, job, worker, predictions, timed))
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -336,8 +390,10 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "allow_pickle": bool(spec.options.get("allow_pickle", False)),
         },
         "recipe_applied": worker.get("recipe_applied"),
+        "candidate_info": worker.get("candidate_info"),  # the candidate's run_info() (e.g. a served model's probe)
         "calibration_ids": worker.get("calibration_ids"),
         "protocol": options.protocol,
+        "sweep_cell": options.sweep_cell,
         "created_at": created_at,
         "status": status,
         "error": error,
@@ -354,9 +410,26 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
             "timeout_s": options.timeout_s,
             "repeat": options.repeat,
             "sample_timeout_s": options.sample_timeout_s,
+            **({"batch_size": options.batch_size, "efficiency_samples": options.efficiency_samples} if batched else {}),
+            "prompts": options.prompts,
+            "long_audio": options.long_audio,  # None: each suite's default (see suites.*.long_audio.mode)
         },
-        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
+        "environment": environment.describe(device, worker.get("device_name", "?"), options.threads, worker.get("gpu")),
         "suites": suites,
-        "efficiency": efficiency_block(predictions, worker, device, options.protocol),
+        "efficiency": efficiency,
         "load_s": worker.get("load_s"),
     }
+
+
+def _add_inputs(suites: dict, plans, predictions: list[dict], worker: dict, options: RunOptions, run_dir: Path) -> None:
+    """What each suite's requests carried: the prompt text and its source, and what was done with
+    audio longer than the model's window."""
+    path = run_dir / prompts.PROMPTS_FILE
+    resolved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for p in plans:
+        name = p.suite.name
+        suites[name]["prompt"] = resolved.get(name) or prompts.unresolved(p.suite.prompt, options.prompts)
+        records = [r for r in predictions if r.get("task") == name]
+        suites[name]["long_audio"] = long_audio.suite_summary(
+            options.long_audio_for(p.suite), records, worker.get("audio_window_s")
+        )

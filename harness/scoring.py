@@ -24,8 +24,12 @@ SCORERS = {
 }
 
 
-def score_suite(plan, predictions: list[dict], protocol: str = "default") -> dict[str, Any]:
+def score_suite(plan, predictions: list[dict], protocol: str = "default",
+                timed: list[dict] | None = None) -> dict[str, Any]:
     """Quality metrics over the samples that produced a prediction; failures are counted.
+
+    The suite's `efficiency` comes from `timed` (the batch-1 timed requests of a batched run),
+    else from the predictions themselves; records without timings never count.
 
     Besides `metrics`, the block names the suite's `primary_metric` and its direction, whether
     it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned samples
@@ -80,7 +84,11 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default") -> dic
             block["notices"] += notices
     except Exception as err:  # keep the record (and the predictions) even when a metric breaks
         block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
-    block["efficiency"] = _timings(ok)
+    planned = {s.sample_id for s in plan.samples}
+    block["efficiency"] = _timings([
+        r for r in (predictions if timed is None else timed)
+        if r.get("task") == name and r.get("sample_id") in planned and r.get("error") is None and r.get("e2e_ms") is not None
+    ])
     return block
 
 
@@ -123,7 +131,8 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     e2e = summarize([r["e2e_ms"] for r in records])
     e2e_s = sum(r["e2e_ms"] for r in records) / 1000.0
     tokens = sum(r["n_tokens"] or 0 for r in records)
-    audio_s = sum(r["audio_s"] or 0.0 for r in records)
+    # The audio the model heard: a truncated sample counts its window, not its whole length.
+    audio_s = sum(min(r["audio_s"] or 0.0, r.get("truncated_to_s") or float("inf")) for r in records)
     return {
         "n_requests": len(records),
         "ttft_ms": ttft,
@@ -140,7 +149,9 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, protoco
     """Latency over every timed request of the run, and the memory the child reported.
 
     Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
-    child's post-import baseline. Under nota2025 the organiser's numbers are ranked instead.
+    child's post-import baseline; for a candidate that reports `external_memory()` (a served
+    model), that memory, null with its reason when it cannot be seen. Under nota2025 the
+    organiser's numbers are ranked instead.
     """
     ok = [r for r in predictions if r.get("error") is None and r.get("e2e_ms") is not None]
     block = _timings(ok)
@@ -153,6 +164,11 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, protoco
     block["peak_memory_mb"] = memory.get("max_allocated_mb") if gpu else memory.get("rss_peak_above_baseline_mb")
     block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
     block["memory"] = memory
+    external = worker.get("external_memory")
+    if external is not None:  # a served model: its server's memory (or null with the reason)
+        block["peak_memory_mb"] = external.get("peak_mb")
+        block["peak_memory_kind"] = external.get("kind")
+        block["external_memory"] = external
     block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
     by_part = worker.get("weights_bytes_by_part")
     block["weights_mb_by_part"] = {k: v / (1024 * 1024) for k, v in by_part.items()} if by_part else None

@@ -47,10 +47,15 @@ class Suite:
     # Shorter clips fail with their length instead of being answered (a 3 ms "utterance" is a
     # broken file, not a test item); a suite of very short sounds sets this to 0.
     min_audio_s: float = 0.1
+    long_audio: str = "truncate"  # audio longer than the model's window: chunk | truncate | fail
 
     def __post_init__(self):
         if not self.annotation_tasks:
             object.__setattr__(self, "annotation_tasks", (self.name,))
+        from harness.long_audio import MODES
+
+        if self.long_audio not in MODES:
+            raise ValueError(f"suite {self.name!r}: long_audio must be one of {', '.join(MODES)}, not {self.long_audio!r}")
 
 
 # Prompts are the competition's (DESIGN.md section 5), typo included, so scores are comparable.
@@ -65,6 +70,7 @@ BUILTIN_SUITES: tuple[Suite, ...] = (
         annotation_tasks=("asr",),
         demo_file=DEMO_DATA / "asr.json",
         extra=False,
+        long_audio="chunk",  # a transcript of every window, merged: nothing is lost
     ),
     Suite(
         name="aac",

@@ -4,6 +4,12 @@ The harness owns the clock: a candidate only calls `on_token()` when a token exi
 from the hand-over of the decoded waveform to the first token; TPOT is the vLLM definition
 `(t_last - t_first) / (n_tokens - 1)`, and is None (n/a) when the tokens did not arrive
 separately (fewer than 2 tokens, or all of them in one callback).
+
+When the engine reports its own token count (`Generation.n_tokens`, e.g. a server's
+`usage.completion_tokens`), that count is the divisor's source: a served stream calls `on_token`
+once per chunk, a chunk may hold several tokens, and only the total is known. TPOT is then
+`(t_last_chunk - t_first_chunk) / (n_tokens - first_count)`, which is the vLLM definition
+`(t_last - t_first) / (completion_tokens - 1)` for a first chunk of one token.
 """
 
 from __future__ import annotations
@@ -65,8 +71,9 @@ class TokenTimer:
         ttft = None if self.first_time is None else self.first_time - self.start_time
         tpot = None
         # Tokens after the first callback, over the time they took: with one token per
-        # callback this is exactly (t_last - t_first) / (n - 1).
-        later_tokens = self.n_tokens - self._first_count
+        # callback this is exactly (t_last - t_first) / (n - 1). The engine's own count, when
+        # given, wins over the callbacks' (a served stream's chunks are not tokens).
+        later_tokens = tokens - self._first_count
         if self.first_time is not None and later_tokens > 0 and self.last_time > self.first_time:
             tpot = (self.last_time - self.first_time) / later_tokens
         return RequestTiming(ttft_s=ttft, tpot_s=tpot, e2e_s=end - self.start_time, n_tokens=tokens)

@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness import store
+from harness import long_audio, prompts, quality_pass, store
 from harness.candidate import Candidate, overrides
 from harness.data import AudioError, load_audio
 from harness.memory import RssTracker, release_free_heap
@@ -39,7 +39,8 @@ class SampleWatchdog:
     def __init__(self, limit_s: float | None, predictions: Path):
         self.limit_s = limit_s
         self.predictions = predictions
-        self._current: tuple[str, str, float, list] | None = None
+        self._current: tuple[str, str | None, float, list] | None = None
+        self._scale = 1
         self._lock = threading.Lock()
         if limit_s:
             threading.Thread(target=self._watch, daemon=True).start()
@@ -47,6 +48,17 @@ class SampleWatchdog:
     def begin(self, task: str, sample: dict) -> None:
         with self._lock:
             self._current = (task, sample["sample_id"], time.monotonic(), sample.get("references", []))
+            self._scale = 1
+
+    def begin_batch(self, size: int) -> None:
+        """A batch of `size` requests gets `size` times the limit; if it hangs nothing is written:
+        the next child answers that batch's requests one at a time (harness.quality_pass)."""
+        with self._lock:
+            self._current = ("", None, time.monotonic(), [])
+            self._scale = size
+
+    def write_failures_to(self, path: Path) -> None:
+        self.predictions = path
 
     def end(self) -> None:
         with self._lock:
@@ -57,9 +69,11 @@ class SampleWatchdog:
             time.sleep(0.2)
             with self._lock:
                 current = self._current
-                if current is None or time.monotonic() - current[2] <= self.limit_s:
+                if current is None or time.monotonic() - current[2] <= self.limit_s * self._scale:
                     continue
                 task, sample_id, _, references = current
+                if sample_id is None:  # a batch
+                    os._exit(SAMPLE_TIMEOUT_EXIT)
                 with open(self.predictions, "a", encoding="utf-8") as out:
                     store.append_jsonl(out, {
                         "sample_id": sample_id, "task": task, "prediction": None, "references": references,
@@ -101,10 +115,13 @@ def run_job(job: dict) -> int:
     # Resumable: samples already recorded (by an earlier, killed child) are not run again.
     done = {(r.get("task"), r.get("sample_id")): r for r in store.repair_jsonl(predictions)}
     spec = CandidateSpec(**job["spec"])
-    _import_heavy()
+    candidate = build(spec)  # cheap by contract: no weights, no heavy imports
+    served_by = candidate.served_by()
+    if served_by is None:
+        _import_heavy()
     _prime_harness()
-    device = gpu.resolve_device(job["device"])
-    candidate = build(spec)
+    # A served model's device is its server's; this process is only the (timed) client.
+    device = "served" if served_by else gpu.resolve_device(job["device"])
     candidate.preload()  # the family's imports and tokenizer: before the baseline, like the harness's
     summary: dict = {"status": "running", "device": device}
     if overrides(candidate, "decoder_weight_bytes"):
@@ -119,43 +136,77 @@ def run_job(job: dict) -> int:
         if candidate.needs_calibration():
             summary["calibration_ids"] = _calibrate(candidate, job)
         t0 = time.perf_counter()
-        candidate.load(device)
+        try:
+            candidate.load(device)
+        except Exception as err:  # the run record shows why, not only worker.log's traceback
+            summary.update(status="failed", error=f"load failed: {type(err).__name__}: {err}")
+            store.write_json_atomic(run_dir / WORKER_FILE, summary)
+            raise
         summary["load_s"] = time.perf_counter() - t0
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
         load_peak = rss.report()
         heap_released = release_free_heap()  # what loading freed is not the model's memory
         rss.restart_peak()
+        window_s = _settle_inputs(candidate, job, run_dir, summary)
         sync = gpu.synchronizer(device)
         if job.get("protocol") == "nota2025":
             summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
         timer = TokenTimer(sync=sync)
         watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
-        _warm_up(candidate, job, timer, done, watchdog)
-        with open(predictions, "a", encoding="utf-8") as out:
-            for suite in job["suites"]:
-                for sample in suite["samples"]:
-                    if (suite["name"], sample["sample_id"]) in done:
-                        continue
-                    watchdog.begin(suite["name"], sample)
-                    record = _run_sample(candidate, suite, sample, timer)
-                    watchdog.end()
-                    release_free_heap()  # untimed: the next request's peak starts from live memory
-                    store.append_jsonl(out, record)
+        if job.get("batch_size", 1) > 1:  # batched quality pass, then batch-1 timing of chosen samples
+            hooks = quality_pass.WorkerHooks(
+                run_one=lambda suite, sample: _run_sample_and_release(candidate, suite, sample, timer, window_s),
+                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, watchdog, window_s),
+                watchdog=watchdog, rss=rss, nvml=nvml,
+            )
+            summary["quality_pass"] = quality_pass.run_batched(candidate, job, device, done, hooks)
+        else:
+            _warm_up(candidate, job, timer, done, watchdog, window_s)
+            with open(predictions, "a", encoding="utf-8") as out:
+                for suite in job["suites"]:
+                    for sample in suite["samples"]:
+                        if (suite["name"], sample["sample_id"]) in done:
+                            continue
+                        watchdog.begin(suite["name"], sample)
+                        record = _run_sample_and_release(candidate, suite, sample, timer, window_s)
+                        watchdog.end()
+                        store.append_jsonl(out, record)
     summary["memory"] = rss.report(load_peak)
     summary["memory"]["heap_released_between_requests"] = heap_released
     if device.startswith("cuda"):
         summary["memory"].update(gpu.peak_report(device))
+        quality_pass.merge_gpu_peaks(summary["memory"], summary.get("quality_pass") or {})
     summary["memory"].update(nvml.report())
     summary["weights_bytes"] = candidate.weight_bytes()
     summary["weights_bytes_by_part"] = candidate.weight_bytes_by_part()
     summary["decoder_weights_bytes"] = candidate.decoder_weight_bytes()
     summary["recipe_applied"] = candidate.recipe_applied()
     summary["candidate_info"] = candidate.run_info()
+    summary["external_memory"] = candidate.external_memory()
     candidate.close()
-    summary["device_name"] = gpu.device_name(device)
+    summary["device_name"] = candidate.served_by() or gpu.device_name(device)  # after load: names resolved
+    summary["gpu"] = gpu.identity(device)
     summary["status"] = "ok"
     store.write_json_atomic(run_dir / WORKER_FILE, summary)
     return 0
+
+
+def _run_sample_and_release(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer,
+                            window_s: float | None) -> dict:
+    record = _run_sample(candidate, suite, sample, timer, window_s)
+    release_free_heap()  # untimed: the next request's peak starts from live memory
+    return record
+
+
+def _settle_inputs(candidate: Candidate, job: dict, run_dir: Path, summary: dict) -> float | None:
+    """After load: the prompt each suite uses (`--prompts`) and the model's audio window
+    (`--long-audio`); the prompts are written at once, so a crash later still records them."""
+    resolved = prompts.resolve(candidate, job["suites"], job.get("prompts", "suite"))
+    for suite in job["suites"]:
+        suite["prompt"] = resolved[suite["name"]]["text"]
+    store.write_json_atomic(run_dir / prompts.PROMPTS_FILE, resolved)
+    summary["audio_window_s"] = candidate.audio_window_s()
+    return summary["audio_window_s"]
 
 
 def _nota2025(candidate: Candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
@@ -187,7 +238,8 @@ def _calibrate(candidate: Candidate, job: dict, n: int = 4) -> list[str]:
     return [r.sample_id for r in requests]
 
 
-def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog) -> None:
+def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog,
+             window_s: float | None) -> None:
     """Runs one sample `warmup` times; nothing from it is recorded.
 
     It prefers a sample an earlier child already predicted (known good), and never one that
@@ -206,10 +258,14 @@ def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, wat
         request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
         watchdog.begin(suite["name"], sample)
         try:
+            pieces = long_audio.split(request, window_s, _long_audio_mode(suite))
             for _ in range(job["warmup"]):
                 timer.start()
-                candidate.generate(request, timer.on_token)
+                for piece in pieces.requests:
+                    candidate.generate(piece, timer.on_token)
                 release_free_heap()
+        except long_audio.LongAudioRefused:  # --long-audio fail: this sample is refused; warm up on another
+            continue
         except Exception:  # this sample will fail on its own turn; warm up on another
             traceback.print_exc()
             continue
@@ -218,7 +274,11 @@ def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, wat
         return
 
 
-def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer) -> dict:
+def _long_audio_mode(suite: dict) -> str:
+    return suite.get("long_audio", "truncate")  # job files from before --long-audio: families truncated
+
+
+def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer, window_s: float | None) -> dict:
     record = {
         "sample_id": sample["sample_id"],
         "task": suite["name"],
@@ -246,13 +306,22 @@ def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTim
         return record
     request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
     try:
+        pieces = long_audio.split(request, window_s, _long_audio_mode(suite))  # slices only: no copies
+    except long_audio.LongAudioRefused as err:
+        record.update(audio_window_s=window_s, error=str(err))
+        return record
+    record.update(pieces.record)
+    try:
         timer.start()
-        generation = candidate.generate(request, timer.on_token)
-        timing = timer.finish(generation.n_tokens)
+        generations = [candidate.generate(piece, timer.on_token) for piece in pieces.requests]
+        timing = timer.finish(long_audio.total_tokens(generations))
     except Exception as err:  # one bad sample must not end the run
         record["error"] = f"{type(err).__name__}: {err}"
         traceback.print_exc()
         return record
+    generation, unaligned = pieces.combine(generations)  # after the clock stopped
+    if len(generations) > 1:
+        record["unaligned_joins"] = unaligned
     ms = 1000.0
     record.update(
         prediction=generation.text,

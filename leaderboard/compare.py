@@ -55,7 +55,8 @@ def resolve_run(ref: str, results_dir: str | Path) -> tuple[dict[str, Any], Path
                         record = json.loads(p.read_text(encoding="utf-8"))
                     except (OSError, ValueError):
                         continue
-                    if isinstance(record, dict) and record.get("candidate") == ref and record.get("status") != "failed":
+                    if (isinstance(record, dict) and record.get("candidate") == ref and record.get("status") != "failed"
+                            and record.get("kind") != "load"):  # a load test has no predictions to compare
                         by_name.append((record, p))
                 if by_name:
                     newest = latest_per_candidate([r for r, _ in by_name])[0]

@@ -1,7 +1,8 @@
 """Fair comparisons: which runs may be ranked together.
 
-Two runs are comparable when they share the measurement protocol, the device kind (device type
-and model; on CPU also the thread count) and, for every suite both ran, the dataset (its
+Two runs are comparable when they share the measurement protocol, the prompt mode (``run
+--prompts``: the suites' prompts or each model's own), the device kind (device type and model; on
+CPU also the thread count) and, for every suite both ran, the dataset (its
 ``dataset_hash`` -- a content hash of sample ids and references -- or, in older records, the
 ``dataset`` string). Runs that are not comparable go into separate groups, each ranked on its
 own; ``mix=True`` puts everything into one group and the caller prints a warning.
@@ -20,13 +21,15 @@ class DeviceKind:
     device: str  # "cpu", "cuda", ...
     device_name: str | None
     threads: int | None  # CPU only: the pinned thread count
+    prompts: str = "suite"  # run --prompts: suite (the competition's) | model (each model's own)
 
     def describe(self) -> str:
         name = f" ({self.device_name})" if self.device_name and self.device_name != "?" else ""
         threads = ""
         if self.threads is not None:
             threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}"
-        return f"protocol: {self.protocol} · device: {self.device}{name}{threads}"
+        prompts = f" · prompts: {self.prompts}" if self.prompts != "suite" else ""
+        return f"protocol: {self.protocol}{prompts} · device: {self.device}{name}{threads}"
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Group:
         out = []
         if a.protocol != b.protocol:
             out.append(f"measurement protocol {a.protocol} vs {b.protocol}")
+        if a.prompts != b.prompts:
+            out.append(f"prompts {a.prompts} vs {b.prompts}")
         if (a.device, a.device_name) != (b.device, b.device_name):
             out.append(f"device {a.device} ({a.device_name}) vs {b.device} ({b.device_name})")
         if a.threads != b.threads:
@@ -82,6 +87,7 @@ def device_kind(run: Mapping[str, Any]) -> DeviceKind:
         device=device,
         device_name=str(name) if name is not None else None,
         threads=threads if isinstance(threads, int) else None,
+        prompts=str((run.get("settings") or {}).get("prompts") or "suite"),  # older records: suite
     )
 
 
@@ -124,7 +130,8 @@ def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
     groups = [g for gs in by_kind.values() for g in gs]
     for group in groups:
         group.runs.sort(key=lambda r: (str(r.get("candidate")), str(r.get("run_id"))))
-    groups.sort(key=lambda g: (g.kind.protocol != "default", g.kind.protocol, -len(g.runs), g.describe()))
+    groups.sort(key=lambda g: (g.kind.protocol != "default", g.kind.protocol, g.kind.prompts != "suite",
+                               -len(g.runs), g.describe()))
     return groups
 
 

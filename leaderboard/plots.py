@@ -206,3 +206,40 @@ def _overlap(a, b) -> float:
 def _outside(box, frame) -> float:
     inside = _overlap(box, (frame.x0, frame.y0, frame.x1, frame.y1))
     return (box[2] - box[0]) * (box[3] - box[1]) - inside
+
+
+def load_plot(records: list[dict]) -> Plot | None:
+    """Throughput against median TTFT, one line per candidate's newest load test (`bench.py load`),
+    one point per concurrency level; None when no level has both values."""
+    lines = []
+    for record in records:
+        levels = [lv for lv in record["load"]["levels"]
+                  if (lv.get("ttft_ms") or {}).get("p50") is not None and lv.get("output_tokens_per_s") is not None]
+        if levels:
+            lines.append((record["candidate"], levels))
+    if not lines:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=110)
+    for name, levels in lines:
+        xs = [lv["ttft_ms"]["p50"] for lv in levels]
+        ys = [lv["output_tokens_per_s"] for lv in levels]
+        ax.plot(xs, ys, marker="o", linewidth=1.6, label=name)
+        for x, y, lv in zip(xs, ys, levels, strict=True):
+            ax.annotate(f"c={lv['concurrency']}", (x, y), xytext=(5, 5), textcoords="offset points", fontsize=8)
+    ax.set_xlabel("TTFT p50, ms  (lower is better)", fontsize=10)
+    ax.set_ylabel("Output tokens/s  (higher is better)", fontsize=10)
+    ax.set_title("Throughput vs TTFT under load", fontsize=11)
+    ax.grid(True, color="#e5e5e5", linewidth=0.8)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    caption = ("Output tokens per second against median TTFT at each concurrency level (c=N) of each candidate's newest "
+               "load test (bench.py load); further right and higher means more throughput bought with more waiting.")
+    return Plot("load", buf.getvalue(), caption)

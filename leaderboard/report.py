@@ -11,7 +11,7 @@ from typing import Any
 
 from leaderboard.board import Section
 from leaderboard.grouping import protocol_of
-from leaderboard.plots import pareto_plots
+from leaderboard.plots import load_plot, pareto_plots
 from leaderboard.ranking import LeaderboardRow
 from leaderboard.render import cell_text, delta_text, fmt_score, footer_lines, to_table, value_text
 
@@ -62,7 +62,8 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def render_html(sections: list[Section], ci: bool = False, source: str = "", when: str | None = None) -> str:
+def render_html(sections: list[Section], ci: bool = False, source: str = "", when: str | None = None,
+                load_records: list[dict[str, Any]] | None = None) -> str:
     when = when or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_runs = sum(len(s.group.runs) for s in sections)
     parts = [
@@ -82,6 +83,8 @@ def render_html(sections: list[Section], ci: bool = False, source: str = "", whe
         parts.append("<p>No runs to rank.</p>")
     for section in sections:
         parts += _section_html(section, ci, len(sections))
+    if load_records:
+        parts += _load_html(load_records)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -110,6 +113,40 @@ def _section_html(section: Section, ci: bool, n_sections: int) -> list[str]:
     out.append(_environment_table(section, rows))
     out.append("</section>")
     return out
+
+
+def _load_html(records: list[dict[str, Any]]) -> list[str]:
+    """Load tests (`bench.py load`), not ranked: throughput against TTFT, and each level's numbers."""
+    out = ['<section id="load">', "<h2>Load tests</h2>",
+           '<p class="note">Served candidates under concurrent requests (bench.py load); not ranked. '
+           "ITL is the gap between streamed chunks (a chunk may hold several tokens).</p>"]
+    plot = load_plot(records)
+    if plot is not None:
+        data = base64.b64encode(plot.png).decode("ascii")
+        out.append(f'<figure><img alt="Throughput against TTFT" src="data:image/png;base64,{data}">'
+                   f"<figcaption>{_e(plot.caption)}</figcaption></figure>")
+    head = ["candidate", "run id", "concurrency", "ok / sent", "errors", "req/s", "out tok/s",
+            "TTFT ms p50 / p90 / p99", "TPOT ms p50 / p90 / p99", "ITL ms p50 / p99"]
+    rows = []
+    for record in records:
+        for lv in record["load"]["levels"]:
+            rows.append([record["candidate"], record["run_id"], lv.get("concurrency"), f"{lv.get('ok')} / {lv.get('requests_sent')}",
+                         lv.get("errors"), _num(lv.get("requests_per_s"), ".2f"), _num(lv.get("output_tokens_per_s"), ".1f"),
+                         _pcts(lv.get("ttft_ms"), ("p50", "p90", "p99"), ".0f"), _pcts(lv.get("tpot_ms"), ("p50", "p90", "p99"), ".1f"),
+                         _pcts(lv.get("itl_chunk_ms"), ("p50", "p99"), ".1f")])
+    out.append('<div class="wrap"><table class="load"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
+               + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
+               + "</tbody></table></div>")
+    return out + ["</section>"]
+
+
+def _num(value: Any, spec: str) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else format(value, spec)
+
+
+def _pcts(block: Any, keys: tuple[str, ...], spec: str) -> str:
+    block = block if isinstance(block, dict) else {}
+    return " / ".join(_num(block.get(k), spec) for k in keys)
 
 
 TRANSPOSE_UP_TO = 8  # runs: one column per run (fields as rows) reads better than a very wide table
@@ -180,13 +217,15 @@ def _leaderboard_table(rows: list[LeaderboardRow], ci: bool) -> str:
     return "\n".join(out)
 
 
-def write_report(sections: list[Section], out_dir: str | Path, ci: bool = False, source: str = "") -> list[Path]:
-    """Write report.html, leaderboard.md and leaderboard.csv (one CSV per group when several)."""
+def write_report(sections: list[Section], out_dir: str | Path, ci: bool = False, source: str = "",
+                 load_records: list[dict[str, Any]] | None = None) -> list[Path]:
+    """Write report.html, leaderboard.md and leaderboard.csv (one CSV per group when several);
+    `load_records` (newest load test per candidate) add a "Load tests" section to the page."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     page = out / "report.html"
-    page.write_text(render_html(sections, ci=ci, source=source), encoding="utf-8")
+    page.write_text(render_html(sections, ci=ci, source=source, load_records=load_records), encoding="utf-8")
     written.append(page)
 
     md = ["# lalm-bench leaderboard", ""]

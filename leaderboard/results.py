@@ -16,6 +16,7 @@ SUPPORTED_SCHEMA = 1
 STATUSES = ("ok", "partial", "failed")
 # Keys the leaderboard cannot do without; everything else may be absent or null.
 REQUIRED_KEYS = ("run_id", "candidate", "status")
+LOAD_KIND = "load"  # `kind` of a load-test record (harness/loadtest.py)
 
 
 def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
@@ -45,6 +46,8 @@ def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[li
         if problem:
             warnings.append(f"{path}: skipped, {problem}")
             continue
+        if record.get("kind") == LOAD_KIND:  # a load test (bench.py load): `report` plots it, never ranked
+            continue
         if record["status"] == "failed" and not include_failed:
             warnings.append(
                 f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
@@ -58,6 +61,21 @@ def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[li
             )
         runs.append(record)
     return runs, warnings
+
+
+def load_test_runs(results_dir: str | Path) -> list[dict[str, Any]]:
+    """The newest load-test record (`kind: "load"`, from `bench.py load`) of each candidate with at
+    least one measured level; unreadable and failed ones are left out."""
+    found = []
+    for path in sorted(Path(results_dir).glob(f"*/{RUN_FILE}")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if validate_run(record) is None and record.get("kind") == LOAD_KIND and record["status"] != "failed":
+            if isinstance(record.get("load"), dict) and record["load"].get("levels"):
+                found.append(record)
+    return latest_per_candidate(found)
 
 
 def validate_run(record: Any) -> str | None:

@@ -28,6 +28,21 @@ def bench(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: float 
     )
 
 
+_LOADED: dict = {}
+
+
+def loaded(name: str):
+    """A built-in candidate built, prepared and loaded on the CPU once per test process."""
+    if name not in _LOADED:
+        from harness.registry import build, resolve
+
+        candidate = build(resolve(name))
+        candidate.prepare()
+        candidate.load("cpu")
+        _LOADED[name] = candidate
+    return _LOADED[name]
+
+
 def run_record_path(stdout: str) -> Path:
     for line in stdout.splitlines():
         if line.startswith("run record: "):

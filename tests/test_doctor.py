@@ -40,3 +40,17 @@ def test_repeat_records_every_run_and_ranks_the_median(tmp_path):
     run_dir = run_record_path(out.stdout).parent
     assert sorted(p.name for p in (run_dir / "repeats").iterdir()) == ["2", "3"]
     assert record["settings"]["repeat"] == 3
+
+
+def test_repeat_of_a_batched_run_only_times(tmp_path):
+    out = bench("run", "-c", "null", "--suite", "asr", "--repeat", "2", "--limit", "4", "--batch-size", "2",
+                "--efficiency-samples", "2", "--warmup", "0", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    run_dir = run_record_path(out.stdout).parent
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["efficiency"]["repeats"]["n"] == 2 and len(record["efficiency"]["repeats"]["latency_ms"]["values"]) == 2
+    repeat = run_dir / "repeats" / "2"
+    timed = [json.loads(line)["sample_id"] for line in (repeat / "timings.jsonl").read_text().splitlines()]
+    assert sorted(timed) == sorted(record["efficiency"]["timing"]["timed_samples"]["asr"])
+    # the repeat re-used the run's predictions: no quality pass of its own
+    assert (repeat / "predictions.jsonl").read_text() == (run_dir / "predictions.jsonl").read_text()

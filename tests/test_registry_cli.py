@@ -106,7 +106,8 @@ def test_user_errors_are_one_clear_message(args, message):
 def test_listing_commands():
     runner = CliRunner()
     out = runner.invoke(cli, ["candidates"]).output
-    assert "baseline" in out and "whisper-tiny     asr" in out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    assert rows["baseline"] == "aac,asr" and rows["whisper-tiny"] == "asr" and rows["null"] == "aac,asr"
     out = runner.invoke(cli, ["suites"]).output
     assert "Recognize the speech and give me the transcription." in out
 

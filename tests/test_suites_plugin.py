@@ -115,7 +115,7 @@ def write_clotho_set(folder):
                    "a car passes on the road"],
     }
     for k, name in enumerate(refs):
-        tone(folder / name, 0.1 * k + 0.05, rate=44100)  # predictions rotate with the length
+        tone(folder / name, 0.1 * k + 0.35, rate=44100)  # predictions rotate with the length (all above the 0.1 s floor)
     with open(folder / "clotho_captions_evaluation.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file_name"] + [f"caption_{i}" for i in range(1, 6)])

@@ -53,6 +53,19 @@ def test_chunked_stream_divides_by_tokens_after_the_first_chunk():
     assert t.tpot_s == pytest.approx(0.2)
 
 
+def test_served_chunks_take_the_token_count_from_the_engine():
+    # A server streams 3 chunks (callbacks) at 1.0, 1.3, 1.6 s but reports 7 completion tokens:
+    # TPOT = (t_last - t_first) / (completion_tokens - 1), vLLM's definition, never per chunk.
+    timer = TokenTimer(clock=FakeClock([0.0, 1.0, 1.3, 1.6, 1.7]))
+    timer.start()
+    for _ in range(3):
+        timer.on_token()
+    t = timer.finish(7)
+    assert t.ttft_s == pytest.approx(1.0)
+    assert t.tpot_s == pytest.approx(0.6 / 6)
+    assert t.n_tokens == 7
+
+
 def test_no_tokens_at_all():
     t = timed([0.0, 0.4], [])
     assert t.ttft_s is None and t.tpot_s is None and t.e2e_s == pytest.approx(0.4)

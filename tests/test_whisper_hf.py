@@ -116,11 +116,25 @@ def test_streamed_tokens_and_steps(candidate):
     assert [first, second] == ids[2:4]
 
 
-def test_long_audio_is_truncated(candidate):
+def test_long_audio_is_refused_never_cut(candidate):
+    """The family never cuts audio itself: the harness splits or cuts it (run --long-audio)."""
+    from candidates.transformers_base import LongAudioError
+
     audio = np.concatenate([_audio(p) for p in SPEECH[:10]])
-    assert len(audio) > 31 * SAMPLE_RATE
-    gen = candidate.generate(Request("long", audio, "asr", "", 3), lambda count=1: None)
-    assert gen.info == {"audio_truncated_to_s": 30} and gen.text
+    assert len(audio) > 31 * SAMPLE_RATE and candidate.audio_window_s() == 30
+    with pytest.raises(LongAudioError, match=r"whisper \(whisper-tiny-hf\): sample long is 3\d\.\d s, longer than the model's 30 s window"):
+        candidate.generate(Request("long", audio, "asr", "", 3), lambda count=1: None)
+    exactly = audio[: 30 * SAMPLE_RATE]
+    assert candidate.generate(Request("edge", exactly, "asr", "", 3), lambda count=1: None).n_tokens == 3
+
+
+def test_batch_equals_one_at_a_time(candidate):
+    """Greedy outputs at batch 3 equal batch 1 (every Whisper input is padded to 30 s, so rows
+    differ only after their end token, which is cut)."""
+    requests = [Request(p.stem, _audio(p), "asr", "", 48) for p in SPEECH[:3]]
+    one = [candidate.generate(r, lambda count=1: None) for r in requests]
+    batch = candidate.generate_batch(requests)
+    assert [(g.text, g.n_tokens) for g in batch] == [(g.text, g.n_tokens) for g in one]
 
 
 def test_recipe_steps(converted):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.data import load_annotation_json, load_audio
-from harness.registry import build, resolve
 from harness.suites import SUITES
 from harness.types import Request
+from tests.conftest import loaded  # noqa: F401 (the benchmarks import it from here)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,14 +25,3 @@ def demo_request():
     suite = SUITES["asr"]
     return Request(samples[0].sample_id, audio, "asr", suite.prompt, suite.max_new_tokens)
 
-
-_loaded: dict = {}
-
-
-def loaded(name: str):
-    if name not in _loaded:
-        candidate = build(resolve(name))
-        candidate.prepare()
-        candidate.load("cpu")
-        _loaded[name] = candidate
-    return _loaded[name]
