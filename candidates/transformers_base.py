@@ -175,9 +175,14 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         no recipe changes). Never weights."""
         import transformers.generation.streamers  # noqa: F401 (imported now for its memory)
 
+        from candidates.export import read_manifest
+
         resolve_class(self.model_class_name())
-        recipes.preload_imports(self.steps)
-        self.processor = self.load_processor(self.checkpoint_path(), self._common())
+        path = self.checkpoint_path()
+        manifest = read_manifest(path)  # an export: the libraries of the steps baked into it too
+        baked = recipes.parse(manifest.baked_recipe, self.parts) if manifest is not None else []
+        recipes.preload_imports(self.steps + baked)
+        self.processor = self.load_processor(path, self._common())
 
     def load(self, device: str) -> None:
         from candidates import export
