@@ -122,3 +122,28 @@ def test_bench_export_writes_a_candidate_that_loads_pre_quantized(requests, tmp_
     # The export's load holds its int8 weights (and fbgemm's packed copy of the linears), never fp32 ones.
     assert export_mem["rss_peak_load_above_baseline_mb"] < 0.75 * fp32["efficiency"]["weights_mb"]
     assert export_mem["rss_peak_above_baseline_mb"] < fp32_mem["rss_peak_above_baseline_mb"]
+
+
+def test_pre_quantize_exports_once_in_prepare_and_loads_the_export(requests):
+    """The built-in real-weight recipe candidate: prepare() (unmeasured) exports its recipe into the
+    cache, load() reads that export, and it answers as the recipe applied on the fly."""
+    from candidates.export import MANIFEST_FILE, cached_export_dir
+    from harness.registry import build, resolve
+
+    spec = resolve("whisper-tiny-hf-int8-ctx")
+    assert spec.options["pre_quantize"] is True
+    candidate = build(spec)
+    candidate.prepare()
+    folder = cached_export_dir(spec)
+    assert (folder / MANIFEST_FILE).is_file()
+    stamp = (folder / MANIFEST_FILE).stat().st_mtime_ns
+    candidate.prepare()  # already exported: nothing is written again
+    assert (folder / MANIFEST_FILE).stat().st_mtime_ns == stamp
+    candidate.preload()
+    candidate.load("cpu")
+    applied = candidate.recipe_applied()
+    assert [a["step"] for a in applied if a.get("at") == "export"] == ["embed-int8:decoder", "int8-dynamic:all"]
+    assert any(a["step"] == "load exported checkpoint" and a["path"] == str(folder) for a in applied)
+    on_the_fly = _whisper(spec.recipe)
+    on_the_fly.load("cpu")
+    assert _answers(candidate, requests) == _answers(on_the_fly, requests)
