@@ -21,7 +21,7 @@ from harness import environment, store
 from harness.data import DataError, Problem, load_annotation_json
 from harness.protocols import check_protocol
 from harness.registry import CandidateSpec, build, resolve
-from harness.scoring import efficiency_block, score_suite
+from harness.scoring import efficiency_block, run_coverage, score_suites
 from harness.suites import SUITES, Suite
 from harness.types import Sample
 from harness.worker import SAMPLE_TIMEOUT_EXIT, WORKER_FILE
@@ -215,7 +215,8 @@ def execute(options: RunOptions) -> tuple[Path, dict]:
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
                     for s in p.samples
                 ],
-                "skipped": [{"where": q.where, "reason": q.reason, "sample_id": q.sample_id} for q in p.skipped],
+                "skipped": [{"where": q.where, "reason": q.reason, "sample_id": q.sample_id, "references": q.references}
+                            for q in p.skipped],
             }
             for p in plans
         ],
@@ -232,17 +233,23 @@ def resume(results: Path, run_id: str, progress: bool = True) -> tuple[Path, dic
     saved.setdefault("protocol", saved.pop("profile", "default"))  # job files written before the rename
     options = RunOptions(**{**saved, "progress": progress})
     spec = CandidateSpec(**job["spec"])
-    plans = [
+    return _run_and_record(run_dir, job, build(spec), options, plans_from_job(job, options.aac_cache))
+
+
+def plans_from_job(job: dict, aac_cache: Path | str | None = None) -> list[SuitePlan]:
+    """The suite plans a job file holds: its planned samples with their references, and the
+    samples skipped as invalid."""
+    return [
         SuitePlan(
             SUITES[suite["name"]],
             suite["dataset"],
             [Sample(s["sample_id"], suite["name"], s["audio_path"], s["references"]) for s in suite["samples"]],
-            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"]) for q in suite["skipped"]],
-            aac_cache=options.aac_cache,
+            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"], q.get("references") or [])
+             for q in suite["skipped"]],
+            aac_cache=Path(aac_cache) if aac_cache else None,
         )
         for suite in job["suites"]
     ]
-    return _run_and_record(run_dir, job, build(spec), options, plans)
 
 
 def _find_run(results: Path, run_id: str) -> Path:
@@ -286,7 +293,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     predictions = store.repair_jsonl(run_dir / store.PREDICTIONS_FILE)
     worker_path = run_dir / WORKER_FILE
     worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    suites = {p.suite.name: score_suite(p, predictions, options.protocol) for p in plans}
+    suites = score_suites(plans, predictions, options.protocol)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -324,6 +331,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads),
         "suites": suites,
+        "coverage": run_coverage(suites),  # the lowest suite coverage (harness/scoring.py)
         "efficiency": efficiency_block(predictions, worker, device, options.protocol),
         "load_s": worker.get("load_s"),
     }
