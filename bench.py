@@ -103,7 +103,9 @@ def _summary(record: dict) -> str:
             quality = f"CIDEr-D {_fmt(m.get('cider_d'), '.4f')}  SPIDEr {_fmt(m.get('spider'), '.4f')}"
         else:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
-        lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed; {quality}")
+        coverage = suite.get("coverage")
+        cover = f" (coverage {coverage:.1%}: missing predictions scored as empty)" if coverage is not None and coverage < 1 else ""
+        lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed{cover}; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
     eff = record["efficiency"]
     lines.append(
@@ -219,10 +221,16 @@ def demo(ctx, results, threads) -> None:
         _fail(f"runs that did not finish cleanly: {', '.join(failed)} (see their worker.log)")
 
 
-_WEIGHTS_HELP = 'Weight profile: built-in name, a .toml file, or "wer=1,spider=1,memory=2,latency=2,extra=1".'
+_WEIGHTS_HELP = (
+    "Weight profile: competition (default: competition weights, memory and latency within the measured noise "
+    "share a rank), competition-exact (exact ranks; the default for runs under the nota2025 measurement "
+    'protocol), a .toml file, or "wer=1,spider=1,memory=2,latency=2,extra=1".'
+)
+_MIN_COVERAGE_HELP = ("Leave out runs that predicted less than this share of their planned samples "
+                      "(1 = all; default: the weight profile's min_coverage, else none).")
 
 
-def _leaderboard_sections(results, weights, baseline, mix):
+def _leaderboard_sections(results, weights, baseline, mix, min_coverage=None):
     """Load, group and rank the runs under `results`; print the loader's warnings on stderr."""
     import leaderboard as lb
 
@@ -230,8 +238,7 @@ def _leaderboard_sections(results, weights, baseline, mix):
         _fail(f"results folder not found: {results} (run `bench.py run --candidate NAME` first)")
     runs, warnings = lb.load_runs(results)
     try:
-        profile = lb.load_profile(weights)
-        sections = lb.build(runs, profile, baseline=baseline, mix=mix)
+        sections = lb.build(runs, weights, baseline=baseline, mix=mix, min_coverage=min_coverage)
     except ValueError as err:
         _fail(str(err))
     for warning in warnings:
@@ -244,11 +251,13 @@ def _leaderboard_sections(results, weights, baseline, mix):
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table", show_default=True)
-@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--weights", help=_WEIGHTS_HELP)
 @click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
-@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--ci", is_flag=True,
+              help="Show bootstrap intervals, and the spread of repeated timed passes, where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (prints a warning).")
-def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> None:
+@click.option("--min-coverage", type=click.FloatRange(0, 1), help=_MIN_COVERAGE_HELP)
+def leaderboard(results, fmt, weights=None, baseline=None, ci=False, mix=False, min_coverage=None) -> None:
     """Rank the newest run of each candidate by weighted per-criterion ranks.
 
     Runs are ranked together only when they share the measurement protocol, the device kind
@@ -256,7 +265,7 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
     """
     import leaderboard as lb
 
-    sections = _leaderboard_sections(results, weights, baseline, mix)
+    sections = _leaderboard_sections(results, weights, baseline, mix, min_coverage)
     if fmt == "json":  # tables print their warnings above themselves; JSON on stderr
         for section in sections:
             for warning in section.warnings:
@@ -323,15 +332,17 @@ def _sample_scorers() -> dict:
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
-@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--weights", help=_WEIGHTS_HELP)
 @click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
-@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--ci", is_flag=True,
+              help="Show bootstrap intervals, and the spread of repeated timed passes, where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (with a warning).")
-def report(results, out, weights, baseline, ci, mix) -> None:
+@click.option("--min-coverage", type=click.FloatRange(0, 1), help=_MIN_COVERAGE_HELP)
+def report(results, out, weights, baseline, ci, mix, min_coverage=None) -> None:
     """Write OUT/report.html (table, environments, Pareto plots) plus leaderboard.md and .csv."""
     from leaderboard.report import write_report
 
-    sections = _leaderboard_sections(results, weights, baseline, mix)
+    sections = _leaderboard_sections(results, weights, baseline, mix, min_coverage)
     for path in write_report(sections, out, ci=ci, source=str(results)):
         click.echo(f"wrote {path}")
 
