@@ -117,6 +117,44 @@ def _summary(record: dict) -> str:
 
 
 @cli.command()
+@click.argument("run_id", required=False, metavar="[RUN_ID]")
+@click.option("--all", "all_runs", is_flag=True, help="Re-score every finished run in --results.")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--aac-cache", type=click.Path(path_type=Path),
+              help="aac-metrics cache folder holding the SPICE jars (default: the one the run used).")
+def rescore(run_id, all_runs, results, aac_cache) -> None:
+    """Re-score runs from their predictions.jsonl and job.json with the current metric code.
+
+    Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
+    memory are never re-measured or changed. Prints what changed per suite and metric.
+    """
+    from harness.rescore import RescoreError, find_run, rescore_run, run_folders
+
+    if bool(run_id) == all_runs:
+        _fail("give a RUN_ID (or run folder), or --all for every run in --results")
+    try:
+        folders = run_folders(results) if all_runs else [find_run(results, run_id)]
+    except RescoreError as err:
+        _fail(str(err))
+    errors = 0
+    for folder in folders:
+        try:
+            result = rescore_run(folder, aac_cache)
+        except RescoreError as err:
+            errors += 1
+            click.echo(f"error: {err}", err=True)
+            continue
+        if not result.changed:
+            click.echo(f"{result.run_id}: unchanged")
+            continue
+        click.echo(f"{result.run_id}: re-scored")
+        for line in result.changes:
+            click.echo(f"  {line}")
+    if errors:
+        _fail(f"{errors} run(s) could not be re-scored (see above)")
+
+
+@cli.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="The dataset to validate.")
 @click.option("--format", "data_format", type=click.Choice(["json", "librispeech", "clotho", "audiocaps", "hf"]),
               help="Data format (default: detected from the path).")
