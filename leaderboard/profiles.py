@@ -13,7 +13,7 @@ file, a string ``"wer=1,spider=1,memory=2,latency=2"`` or a mapping. A profile f
     latency = 2
     extra = 1                  # the primary metric of a further suite, when runs have one
     [tolerance]                # optional, relative: values this close to their group's best tie
-    memory = 0.02
+    memory = 0.05
     latency = 0.05
 
 Criteria left out of [weights] get weight 0: they are still shown in the table but not scored.
@@ -63,7 +63,7 @@ class WeightProfile:
     min_coverage: float | None = None  # runs with a lower coverage are left out (by `build`)
 
     def describe_tolerance(self) -> str | None:
-        """E.g. "memory values within 2% and latency values within 5% of their group's best share a rank"."""
+        """E.g. "memory values within 5% and latency values within 5% of their group's best share a rank"."""
         parts = [f"{_LABEL.get(k, k)} values within {_percent(v)}" for k, v in self.tolerance.items() if v]
         if not parts:
             return None
