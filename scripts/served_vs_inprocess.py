@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from harness.serve.launch import served  # noqa: E402
 from serve_overhead import measure  # noqa: E402
+
+from harness.serve.launch import served  # noqa: E402
 
 
 def bench_run(candidate: str, results: Path, threads: int, repeat: int, limit: int | None) -> dict:

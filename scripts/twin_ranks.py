@@ -6,7 +6,7 @@ with the default weight profile (`bench.py leaderboard --format json`), and repe
 times, each time in a fresh results folder. Prints each repetition's memory and latency values
 and ranks, and how many repetitions gave the twins equal ranks on both.
 
-    python scripts/twin_ranks.py -n 5 -c baseline --out /tmp/twins
+    python scripts/twin_ranks.py -n 5 -c baseline --out /tmp/twins [--repeat 3]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def main() -> int:
     parser.add_argument("-c", "--candidate", default="baseline")
     parser.add_argument("-n", type=int, default=5, help="repetitions")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="timed passes per run (bench.py run --repeat)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def main() -> int:
         results = args.out / f"rep{rep}"
         load = os.getloadavg()[0]
         for twin in twins:
-            bench("run", "-c", str(twin), "--threads", str(args.threads), "--results", str(results))
+            bench("run", "-c", str(twin), "--threads", str(args.threads), "--repeat", str(args.repeat),
+                  "--results", str(results))
         rows = json.loads(bench("leaderboard", "--results", str(results), "--format", "json"))
         rows = rows if isinstance(rows, list) else rows.get("rows", rows)
         by_name = {row["candidate"]: row for row in _flatten(rows)}
