@@ -134,7 +134,9 @@ def _summary(record: dict) -> str:
             quality = f"CIDEr-D {_fmt(m.get('cider_d'), '.4f')}  SPIDEr {_fmt(m.get('spider'), '.4f')}"
         else:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
-        lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed; {quality}")
+        coverage = suite.get("coverage")
+        cover = f" (coverage {coverage:.1%}: missing predictions scored as empty)" if coverage is not None and coverage < 1 else ""
+        lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed{cover}; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
         lines += _input_notes(suite)
     eff = record["efficiency"]
@@ -151,6 +153,44 @@ def _summary(record: dict) -> str:
             f" timed at batch 1: {eff['n_requests']} requests"
         )
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("run_id", required=False, metavar="[RUN_ID]")
+@click.option("--all", "all_runs", is_flag=True, help="Re-score every finished run in --results.")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--aac-cache", type=click.Path(path_type=Path),
+              help="aac-metrics cache folder holding the SPICE jars (default: the one the run used).")
+def rescore(run_id, all_runs, results, aac_cache) -> None:
+    """Re-score runs from their predictions.jsonl and job.json with the current metric code.
+
+    Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
+    memory are never re-measured or changed. Prints what changed per suite and metric.
+    """
+    from harness.rescore import RescoreError, find_run, rescore_run, run_folders
+
+    if bool(run_id) == all_runs:
+        _fail("give a RUN_ID (or run folder), or --all for every run in --results")
+    try:
+        folders = run_folders(results) if all_runs else [find_run(results, run_id)]
+    except RescoreError as err:
+        _fail(str(err))
+    errors = 0
+    for folder in folders:
+        try:
+            result = rescore_run(folder, aac_cache)
+        except RescoreError as err:
+            errors += 1
+            click.echo(f"error: {err}", err=True)
+            continue
+        if not result.changed:
+            click.echo(f"{result.run_id}: unchanged")
+            continue
+        click.echo(f"{result.run_id}: re-scored")
+        for line in result.changes:
+            click.echo(f"  {line}")
+    if errors:
+        _fail(f"{errors} run(s) could not be re-scored (see above)")
 
 
 @cli.command()
@@ -281,10 +321,16 @@ def demo(ctx, results, threads) -> None:
         _fail(f"runs that did not finish cleanly: {', '.join(failed)} (see their worker.log)")
 
 
-_WEIGHTS_HELP = 'Weight profile: built-in name, a .toml file, or "wer=1,spider=1,memory=2,latency=2,extra=1".'
+_WEIGHTS_HELP = (
+    "Weight profile: competition (default: competition weights, memory and latency within the measured noise "
+    "share a rank), competition-exact (exact ranks; the default for runs under the nota2025 measurement "
+    'protocol), a .toml file, or "wer=1,spider=1,memory=2,latency=2,extra=1".'
+)
+_MIN_COVERAGE_HELP = ("Leave out runs that predicted less than this share of their planned samples "
+                      "(1 = all; default: the weight profile's min_coverage, else none).")
 
 
-def _leaderboard_sections(results, weights, baseline, mix):
+def _leaderboard_sections(results, weights, baseline, mix, min_coverage=None):
     """Load, group and rank the runs under `results`; print the loader's warnings on stderr."""
     import leaderboard as lb
 
@@ -292,8 +338,7 @@ def _leaderboard_sections(results, weights, baseline, mix):
         _fail(f"results folder not found: {results} (run `bench.py run --candidate NAME` first)")
     runs, warnings = lb.load_runs(results)
     try:
-        profile = lb.load_profile(weights)
-        sections = lb.build(runs, profile, baseline=baseline, mix=mix)
+        sections = lb.build(runs, weights, baseline=baseline, mix=mix, min_coverage=min_coverage)
     except ValueError as err:
         _fail(str(err))
     for warning in warnings:
@@ -306,11 +351,13 @@ def _leaderboard_sections(results, weights, baseline, mix):
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table", show_default=True)
-@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--weights", help=_WEIGHTS_HELP)
 @click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
-@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--ci", is_flag=True,
+              help="Show bootstrap intervals, and the spread of repeated timed passes, where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (prints a warning).")
-def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> None:
+@click.option("--min-coverage", type=click.FloatRange(0, 1), help=_MIN_COVERAGE_HELP)
+def leaderboard(results, fmt, weights=None, baseline=None, ci=False, mix=False, min_coverage=None) -> None:
     """Rank the newest run of each candidate by weighted per-criterion ranks.
 
     Runs are ranked together only when they share the measurement protocol, the device kind
@@ -318,7 +365,7 @@ def leaderboard(results, fmt, weights, baseline=None, ci=False, mix=False) -> No
     """
     import leaderboard as lb
 
-    sections = _leaderboard_sections(results, weights, baseline, mix)
+    sections = _leaderboard_sections(results, weights, baseline, mix, min_coverage)
     if fmt == "json":  # tables print their warnings above themselves; JSON on stderr
         for section in sections:
             for warning in section.warnings:
@@ -359,7 +406,7 @@ def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
               help='Run every cell on nodes declaring the Ray resource "device:NAME" (latency from that hardware).')
 @click.option("--placement-timeout-s", type=click.FloatRange(min=0), default=120.0, show_default=True,
               help="Fail a Ray task that no live node can take after this long, naming the missing resource.")
-@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--weights", help=_WEIGHTS_HELP)
 def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, placement_timeout_s, weights) -> None:
     """Run a matrix of runs from SWEEP_FILE (candidates x recipe variants x datasets x protocols x
     threads); finished cells are skipped, interrupted ones resumed; ends with their leaderboard."""
@@ -389,7 +436,7 @@ def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, plac
     runs = [o.record for o in outcomes if o.record and o.record.get("status") != "failed"]
     click.echo("")
     try:
-        _print_sections(lb.build(runs, lb.load_profile(weights)))
+        _print_sections(lb.build(runs, weights))
     except ValueError as err:
         _fail(str(err))
     failed = [o for o in outcomes if o.state == "failed"]
@@ -443,16 +490,18 @@ def _sample_scorers() -> dict:
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("report"), show_default=True)
-@click.option("--weights", default="nota2025", show_default=True, help=_WEIGHTS_HELP)
+@click.option("--weights", help=_WEIGHTS_HELP)
 @click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
-@click.option("--ci", is_flag=True, help="Show bootstrap intervals where runs have them.")
+@click.option("--ci", is_flag=True,
+              help="Show bootstrap intervals, and the spread of repeated timed passes, where runs have them.")
 @click.option("--mix", is_flag=True, help="Rank runs that are not comparable together (with a warning).")
-def report(results, out, weights, baseline, ci, mix) -> None:
+@click.option("--min-coverage", type=click.FloatRange(0, 1), help=_MIN_COVERAGE_HELP)
+def report(results, out, weights, baseline, ci, mix, min_coverage=None) -> None:
     """Write OUT/report.html (table, environments, Pareto plots, load tests) plus leaderboard.md and .csv."""
     from leaderboard.report import write_report
     from leaderboard.results import load_test_runs
 
-    sections = _leaderboard_sections(results, weights, baseline, mix)
+    sections = _leaderboard_sections(results, weights, baseline, mix, min_coverage)
     for path in write_report(sections, out, ci=ci, source=str(results), load_records=load_test_runs(results)):
         click.echo(f"wrote {path}")
 

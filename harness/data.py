@@ -10,7 +10,7 @@ import io
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
 
@@ -43,6 +43,8 @@ class Problem:
     reason: str
     sample_id: str | None = None
     suite: str | None = None
+    # Its references where the file gives them: a skipped sample is scored as an empty prediction.
+    references: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -143,8 +145,10 @@ def load_annotation_json(path: Path, audio_root: Path | None = None) -> tuple[li
             problems.append(Problem(where, f"wrong type for field(s) {', '.join(wrong)}",
                                     str(sample_id), suite_name))
             continue
+        references = [str(r) for r in (refs or ([entry["text"]] if entry.get("text") else []))]
         if ids[sample_id] > 1:
-            problems.append(Problem(where, f"duplicate testset_id (appears {ids[sample_id]} times)", sample_id, suite_name))
+            problems.append(Problem(where, f"duplicate testset_id (appears {ids[sample_id]} times)", sample_id,
+                                    suite_name, references))
             continue
         if suite is None:
             problems.append(Problem(where, f"unknown task {task!r}", sample_id))
@@ -152,11 +156,10 @@ def load_annotation_json(path: Path, audio_root: Path | None = None) -> tuple[li
         audio = Path(entry["path"])
         audio = audio if audio.is_absolute() else root / audio
         if not audio.is_file():
-            problems.append(Problem(where, f"audio file not found: {audio}", sample_id, suite_name))
+            problems.append(Problem(where, f"audio file not found: {audio}", sample_id, suite_name, references))
             continue
-        references = refs or ([entry["text"]] if entry.get("text") else [])
         source = f"{path}:{lines[index]}" if lines[index] else f"{path}:{where}"
-        samples.append(Sample(sample_id, suite.name, str(audio), [str(r) for r in references], source))
+        samples.append(Sample(sample_id, suite.name, str(audio), references, source))
     return samples, problems
 
 

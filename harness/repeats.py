@@ -62,5 +62,9 @@ def summarize(first: dict[str, Any], others: list[dict[str, Any]], errors: list[
     if memories:
         repeats["peak_memory_mb"] = _spread(memories)
         out["peak_memory_mb"] = repeats["peak_memory_mb"]["p50"]
+    for key in ("ttft_ms", "tpot_ms"):  # shown, not ranked: the parts of the latency
+        medians = [b[key]["p50"] for b in blocks if (b.get(key) or {}).get("p50") is not None]
+        if medians:
+            repeats[key] = _spread(medians)
     out["repeats"] = repeats
     return out

@@ -23,7 +23,7 @@ from harness.data import DataError, Problem, load_annotation_json
 from harness.library_logs import library_logs_to
 from harness.protocols import check_protocol
 from harness.registry import CandidateSpec, build, resolve
-from harness.scoring import efficiency_block, score_suite
+from harness.scoring import efficiency_block, run_coverage, score_suites
 from harness.suites import SUITES, Suite
 from harness.types import Sample
 from harness.worker import SAMPLE_TIMEOUT_EXIT, WORKER_FILE
@@ -238,7 +238,8 @@ def execute(options: RunOptions, spec: CandidateSpec | None = None,
                     {"sample_id": s.sample_id, "audio_path": s.audio_path, "references": s.references}
                     for s in p.samples
                 ],
-                "skipped": [{"where": q.where, "reason": q.reason, "sample_id": q.sample_id} for q in p.skipped],
+                "skipped": [{"where": q.where, "reason": q.reason, "sample_id": q.sample_id, "references": q.references}
+                            for q in p.skipped],
             }
             for p in plans
         ],
@@ -278,17 +279,23 @@ def resume(results: Path, run_id: str, progress: bool = True, record_extra: dict
     saved.setdefault("protocol", saved.pop("profile", "default"))  # job files written before the rename
     options = RunOptions(**{**saved, "progress": progress})
     spec = CandidateSpec(**job["spec"])
-    plans = [
+    return _run_and_record(run_dir, job, build(spec), options, plans_from_job(job, options.aac_cache), record_extra)
+
+
+def plans_from_job(job: dict, aac_cache: Path | str | None = None) -> list[SuitePlan]:
+    """The suite plans a job file holds: its planned samples with their references, and the
+    samples skipped as invalid."""
+    return [
         SuitePlan(
             SUITES[suite["name"]],
             suite["dataset"],
             [Sample(s["sample_id"], suite["name"], s["audio_path"], s["references"]) for s in suite["samples"]],
-            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"]) for q in suite["skipped"]],
-            aac_cache=options.aac_cache,
+            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"], q.get("references") or [])
+             for q in suite["skipped"]],
+            aac_cache=Path(aac_cache) if aac_cache else None,
         )
         for suite in job["suites"]
     ]
-    return _run_and_record(run_dir, job, build(spec), options, plans, record_extra)
 
 
 def _find_run(results: Path, run_id: str) -> Path:
@@ -368,7 +375,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
     batched = job is not None and job.get("batch_size", 1) > 1
     # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
     timed = quality_pass.timed_records(run_dir) if batched else predictions
-    suites = {p.suite.name: score_suite(p, predictions, options.protocol, timed) for p in plans}
+    suites = score_suites(plans, predictions, options.protocol, timed)
     _add_inputs(suites, plans, predictions, worker, options, run_dir)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
@@ -416,6 +423,7 @@ def build_record(run_id, run_dir: Path, spec, options: RunOptions, plans, create
         },
         "environment": environment.describe(device, worker.get("device_name", "?"), options.threads, worker.get("gpu")),
         "suites": suites,
+        "coverage": run_coverage(suites),  # the lowest suite coverage (harness/scoring.py)
         "efficiency": efficiency,
         "load_s": worker.get("load_s"),
     }

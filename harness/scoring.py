@@ -26,14 +26,20 @@ SCORERS = {
 
 def score_suite(plan, predictions: list[dict], protocol: str = "default",
                 timed: list[dict] | None = None) -> dict[str, Any]:
-    """Quality metrics over the samples that produced a prediction; failures are counted.
+    """Quality metrics of one suite, where every planned sample counts.
+
+    A sample that failed, was skipped (--skip-invalid) or never ran is scored as an empty
+    prediction in `metrics` (ASR: its reference words become deletions; captions: an empty
+    caption; plugin suites: whatever their metric gives for ""), as a competition scorer treats
+    a missing row; the nota2025 protocol follows the same rule, as its organiser did.
+    `metrics_scored_only` keeps the samples with a prediction only, and `coverage` is
+    predicted / planned. The block also names the suite's `primary_metric` and its direction,
+    whether it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned
+    samples and bootstrap 95% intervals over all planned samples in `metrics_ci` (default
+    protocol).
 
     The suite's `efficiency` comes from `timed` (the batch-1 timed requests of a batched run),
     else from the predictions themselves; records without timings never count.
-
-    Besides `metrics`, the block names the suite's `primary_metric` and its direction, whether
-    it is an `extra` suite (a plugin's, not asr/aac), the `dataset_hash` of the planned samples
-    and bootstrap 95% intervals in `metrics_ci` (default protocol).
     """
     suite = plan.suite
     name = suite.name
@@ -43,60 +49,111 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
     failures = [{"sample_id": r["sample_id"], "reason": r["error"]} for r in records if r.get("error")]
     failures += [{"sample_id": p.sample_id, "reason": f"skipped: {p.reason}"} for p in plan.skipped]
     not_run = [s.sample_id for s in plan.samples if s.sample_id not in by_id]
+    planned = len(plan.samples) + len(plan.skipped)
     block: dict[str, Any] = {
         "dataset": plan.dataset,
         "dataset_hash": dataset_hash(plan.samples),
         "primary_metric": suite.primary_metric,
         "higher_is_better": suite.higher_is_better,
         "extra": suite.extra,
-        "n_samples": len(plan.samples) + len(plan.skipped),
+        "n_samples": planned,
         "n_scored": len(ok),
         "n_failed": len(failures) + len(not_run),
         "n_predicted": len(records),
+        "coverage": len(ok) / planned if planned else None,
         "failures": failures,
         "not_run": not_run,
         "notices": list(getattr(plan, "notices", [])),
         "metrics": {},
+        "metrics_scored_only": {},
         "metrics_ci": {},
     }
-    scorable = [r for r in ok if r.get("references")]
-    if not scorable:
-        block["notices"].append("no sample with a prediction and a reference: nothing to score")
-        return block
-    hyps = [r["prediction"] or "" for r in scorable]
-    refs = [r["references"] for r in scorable]
-    try:
-        if protocol == "default" and name == "asr":
-            block["metrics"], block["metrics_ci"] = _score_asr([r[0] for r in refs], hyps)
-        elif protocol == "default" and name == "aac":
-            metrics, notices, per_sample = caption_scores(hyps, refs, getattr(plan, "aac_cache", None))
-            block["metrics"], block["metrics_ci"] = metrics, _mean_cis(per_sample)
-            block["notices"] += notices
-        elif name in SCORERS.get(protocol, {}):
-            scorer = SCORERS[protocol][name]
-            if name == "asr":
-                block["metrics"] = scorer([r[0] for r in refs], hyps)
-            else:
-                block["metrics"], notices = scorer(hyps, refs)
-                block["notices"] += notices
-        else:
-            block["metrics"], block["metrics_ci"], notices = _score_plugin(suite, hyps, refs)
-            block["notices"] += notices
-    except Exception as err:  # keep the record (and the predictions) even when a metric breaks
-        block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
-    planned = {s.sample_id for s in plan.samples}
+    planned_ids = {s.sample_id for s in plan.samples}
     block["efficiency"] = _timings([
         r for r in (predictions if timed is None else timed)
-        if r.get("task") == name and r.get("sample_id") in planned and r.get("error") is None and r.get("e2e_ms") is not None
+        if r.get("task") == name and r.get("sample_id") in planned_ids and r.get("error") is None
+        and r.get("e2e_ms") is not None
     ])
+    rows = planned_rows(plan, by_id)
+    unknown = sum(1 for refs, _ in rows[len(plan.samples):] if not refs)
+    if unknown:
+        block["notices"].append(
+            f"{unknown} skipped sample(s) have no known reference: they lower the coverage but "
+            "cannot be scored as empty predictions")
+    full = [(refs, hyp or "") for refs, hyp in rows if refs]
+    scored = [(refs, hyp) for refs, hyp in rows if refs and hyp is not None]
+    if not full:
+        block["notices"].append("no planned sample has a reference: nothing to score")
+        return block
+    if len(scored) < len(full):
+        block["notices"].append(
+            f"{len(full) - len(scored)} of {len(full)} samples with a reference have no prediction "
+            "(failed, skipped or not run): `metrics` scores them as empty predictions, "
+            "`metrics_scored_only` leaves them out")
+    try:
+        block["metrics"], block["metrics_ci"], notices = _metrics(plan, protocol, full)
+        block["notices"] += notices
+        if len(scored) == len(full):
+            block["metrics_scored_only"] = dict(block["metrics"])
+        elif scored:
+            block["metrics_scored_only"], _, _ = _metrics(plan, protocol, scored, with_ci=False)
+    except Exception as err:  # keep the record (and the predictions) even when a metric breaks
+        block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
     return block
 
 
-def _score_asr(refs: list[str], hyps: list[str]) -> tuple[dict, dict]:
+def planned_rows(plan, by_id: dict[str, dict]) -> list[tuple[list[str], str | None]]:
+    """(references, prediction) for every planned sample, in plan order, skipped ones last;
+    the prediction is None when the sample has none (it failed, was skipped or did not run)."""
+    rows: list[tuple[list[str], str | None]] = []
+    for sample in plan.samples:
+        record = by_id.get(sample.sample_id)
+        ok = record is not None and record.get("error") is None
+        rows.append((list(sample.references), (record.get("prediction") or "") if ok else None))
+    rows += [(list(getattr(p, "references", None) or []), None) for p in plan.skipped]
+    return rows
+
+
+def _metrics(plan, protocol: str, rows: list[tuple[list[str], str]], with_ci: bool = True) -> tuple[dict, dict, list[str]]:
+    """(metrics, bootstrap intervals, notices) of (references, hypothesis) rows."""
+    name = plan.suite.name
+    refs = [r for r, _ in rows]
+    hyps = [h for _, h in rows]
+    if protocol == "default" and name == "asr":
+        metrics, ci = _score_asr([r[0] for r in refs], hyps, with_ci)
+        return metrics, ci, []
+    if protocol == "default" and name == "aac":
+        metrics, notices, per_sample = caption_scores(hyps, refs, getattr(plan, "aac_cache", None))
+        return metrics, _mean_cis(per_sample) if with_ci else {}, notices
+    if name in SCORERS.get(protocol, {}):
+        scorer = SCORERS[protocol][name]
+        if name == "asr":
+            return scorer([r[0] for r in refs], hyps), {}, []
+        metrics, notices = scorer(hyps, refs)
+        return metrics, {}, list(notices)
+    metrics, ci, notices = _score_plugin(plan.suite, hyps, refs)
+    return metrics, ci if with_ci else {}, notices
+
+
+def score_suites(plans, predictions: list[dict], protocol: str = "default",
+                 timed: list[dict] | None = None) -> dict[str, dict[str, Any]]:
+    """Every suite block of a run record, by suite name (`timed`: see score_suite)."""
+    return {p.suite.name: score_suite(p, predictions, protocol, timed) for p in plans}
+
+
+def run_coverage(suites: dict[str, dict[str, Any]]) -> float | None:
+    """The run's coverage: the lowest of its suites' (each suite is ranked on its own metric)."""
+    values = [b["coverage"] for b in suites.values() if b.get("coverage") is not None]
+    return min(values) if values else None
+
+
+def _score_asr(refs: list[str], hyps: list[str], with_ci: bool = True) -> tuple[dict, dict]:
     """Corpus WER and the bootstrap interval of corpus WER from per-sample edit counts."""
     refs = [normalize_transcript(r) for r in refs]
     hyps = [normalize_transcript(h) for h in hyps]
     metrics = wer_of_normalized(refs, hyps)
+    if not with_ci:
+        return metrics, {}
     errors, words = wer_per_sample(refs, hyps)
     ci = bootstrap.ratio_ci(errors, words)
     return metrics, ({"wer": ci} if ci else {})

@@ -62,15 +62,21 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def repair_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rewrites the file with its complete lines only (a killed writer can leave a torn last line),
-    keeping the first record of each (task, sample_id); returns those records."""
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a predictions file, the first record of each (task, sample_id)."""
     records, seen = [], set()
     for record in read_jsonl(path):
         key = (record.get("task"), record.get("sample_id"))
         if key not in seen:
             seen.add(key)
             records.append(record)
+    return records
+
+
+def repair_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rewrites the file with its complete lines only (a killed writer can leave a torn last line),
+    keeping the first record of each (task, sample_id); returns those records."""
+    records = read_predictions(path)
     if path.is_file():
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if text != path.read_text(encoding="utf-8"):

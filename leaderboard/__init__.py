@@ -6,7 +6,7 @@ Notebook use::
 
     import leaderboard as lb
     df = lb.load_results("results")            # one row per run, flattened metric columns
-    rows = lb.rank(df, "nota2025")             # or a .toml file, or "wer=1,memory=2"
+    rows = lb.rank(df, "competition")          # or "competition-exact", a .toml file, "wer=1,memory=2"
     lb.to_frame(rows)                          # the ranked table as a DataFrame
 """
 
@@ -26,7 +26,8 @@ from leaderboard.ranking import (
     to_frame,
 )
 from leaderboard.render import FORMATS, cells, footer_lines, score_rule, to_json, to_table
-from leaderboard.results import latest_per_candidate, load_results, load_runs
+from leaderboard.results import latest_per_candidate, load_results, load_runs, run_coverage
+from leaderboard.tolerance import tolerant_ranks
 
 __all__ = [
     "CRITERIA",
@@ -52,8 +53,10 @@ __all__ = [
     "parse_weights",
     "protocol_of",
     "rank",
+    "run_coverage",
     "score_rule",
     "to_frame",
     "to_json",
     "to_table",
+    "tolerant_ranks",
 ]

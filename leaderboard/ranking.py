@@ -21,7 +21,8 @@ from leaderboard.profiles import (
     WeightProfile,
     load_profile,
 )
-from leaderboard.results import latest_per_candidate
+from leaderboard.results import latest_per_candidate, run_coverage
+from leaderboard.tolerance import tolerant_ranks
 
 Direction = Literal["min", "max"]
 CORE_SUITES = ("asr", "aac")
@@ -69,6 +70,39 @@ def _no_interval(run: Mapping[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class Repeats:
+    """The spread of a run's repeated timed passes (`run --repeat N`, `efficiency.repeats`)."""
+
+    n: int
+    p50: float
+    min: float
+    max: float
+    values: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "p50": self.p50, "min": self.min, "max": self.max, "values": list(self.values)}
+
+
+def _repeats(key: str) -> Callable[[Mapping[str, Any]], Repeats | None]:
+    """Extractor for `efficiency.repeats.<key>` ({"p50", "min", "max", "values"}, with "n" beside)."""
+
+    def extract(run: Mapping[str, Any]) -> Repeats | None:
+        node = _node(run, ("efficiency", "repeats"))
+        if not isinstance(node, Mapping) or not isinstance(node.get(key), Mapping):
+            return None
+        spread = node[key]
+        p50, lo, hi = (_number(spread.get(k)) for k in ("p50", "min", "max"))
+        n = node.get("n")
+        if p50 is None or lo is None or hi is None or isinstance(n, bool) or not isinstance(n, int):
+            return None
+        values = spread.get("values")
+        values = tuple(v for v in (_number(x) for x in values) if v is not None) if isinstance(values, list) else ()
+        return Repeats(n, p50, lo, hi, values)
+
+    return extract
+
+
+@dataclass(frozen=True)
 class Criterion:
     key: str  # stable name used in weights and JSON
     label: str  # column header
@@ -77,6 +111,7 @@ class Criterion:
     metric: str = ""  # which metric is actually ranked (differs from key on fallback)
     ci: Callable[[Mapping[str, Any]], tuple[float, float] | None] = _no_interval
     suite: str | None = None  # for the extra criterion: which suite
+    repeats: Callable[[Mapping[str, Any]], Repeats | None] = _no_interval  # spread of repeated passes
 
     def __post_init__(self) -> None:
         if self.direction not in ("min", "max"):
@@ -102,8 +137,10 @@ CIDER_D_FALLBACK = replace(
     metric="cider_d",
     ci=_interval("suites", "aac", "metrics_ci", "cider_d"),
 )
-MEMORY = Criterion("memory_mb", "Memory MB", "min", _path("efficiency", "peak_memory_mb"))
-LATENCY = Criterion("latency_ms", "Latency ms", "min", _path("efficiency", "latency_ms"))
+MEMORY = Criterion("memory_mb", "Memory MB", "min", _path("efficiency", "peak_memory_mb"),
+                   repeats=_repeats("peak_memory_mb"))
+LATENCY = Criterion("latency_ms", "Latency ms", "min", _path("efficiency", "latency_ms"),
+                    repeats=_repeats("latency_ms"))
 
 CRITERIA: dict[str, Criterion] = {c.key: c for c in (WER, SPIDER, MEMORY, LATENCY)}
 # Kept for callers of the earlier API; profiles live in leaderboard/builtin_profiles/*.toml.
@@ -191,6 +228,8 @@ class CriterionValue:
     label: str = ""  # column header
     direction: Direction = "min"
     suite: str | None = None
+    tolerance: float = 0.0  # relative: values this close to their group's best share a rank
+    repeats: Repeats | None = None  # spread of repeated timed passes (memory, latency)
 
 
 @dataclass(frozen=True)
@@ -209,6 +248,10 @@ class LeaderboardRow:
     reference: str | None = None  # the candidate the deltas are relative to
     deltas: dict[str, Delta] = field(default_factory=dict)
     ties: str = "min"
+    coverage: float | None = None  # predicted / planned samples, the lowest of the run's suites
+    scored_only: bool = False  # an older record: its metrics leave unpredicted samples out
+    profile: str = DEFAULT_PROFILE  # the weight profile that ranked it
+    tolerance_note: str | None = None  # the profile's tolerance rule, in words
 
 
 def _delta(key: str, value: float | None, ref: float | None) -> Delta:
@@ -272,7 +315,6 @@ def rank(
     if not runs:
         return []
     criteria = resolve_criteria(runs)
-    n = len(runs)
     names = [run["candidate"] for run in runs]
 
     values = pd.DataFrame(
@@ -281,9 +323,10 @@ def rank(
     ranks = pd.DataFrame(index=names)
     for c in criteria:
         # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under
-        # ties = "average"; a missing value gets the worst rank N.
-        ranked = values[c.key].rank(method=profile.ties, ascending=c.direction == "min")
-        ranks[c.key] = ranked.fillna(n)
+        # ties = "average"; values within the profile's tolerance of their group's best tie
+        # (leaderboard.tolerance); a missing value gets the worst rank N.
+        column = [_number(v) for v in values[c.key]]
+        ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance[c.key], profile.ties)
 
     score = sum(ranks[c.key] * weights_[c.key] for c in criteria)
     # Round before ranking so that e.g. 0.1*3 and 0.3 tie as they should.
@@ -302,6 +345,8 @@ def rank(
                 label=c.label,
                 direction=c.direction,
                 suite=c.suite,
+                tolerance=profile.tolerance[c.key],
+                repeats=c.repeats(run),
             )
             for c in criteria
         }
@@ -321,9 +366,21 @@ def rank(
                 reference=ref,
                 deltas=deltas,
                 ties=profile.ties,
+                coverage=run_coverage(run),
+                scored_only=_scored_only(run),
+                profile=profile.name,
+                tolerance_note=profile.describe_tolerance(),
             )
         )
     return sorted(rows, key=lambda row: (row.rank, row.candidate))
+
+
+def _scored_only(run: Mapping[str, Any]) -> bool:
+    """True for a record written before failures counted: a suite without `metrics_scored_only`
+    scored only the samples that have a prediction (`bench.py rescore` applies the rule)."""
+    suites = run.get("suites")
+    return isinstance(suites, Mapping) and any(
+        isinstance(b, Mapping) and "metrics_scored_only" not in b for b in suites.values())
 
 
 def to_frame(rows: list[LeaderboardRow]) -> Any:
@@ -332,7 +389,8 @@ def to_frame(rows: list[LeaderboardRow]) -> Any:
 
     records = []
     for row in rows:
-        record: dict[str, Any] = {"rank": row.rank, "candidate": row.candidate, "score": row.score, "run_id": row.run_id}
+        record: dict[str, Any] = {"rank": row.rank, "candidate": row.candidate, "score": row.score,
+                                  "run_id": row.run_id, "coverage": row.coverage}
         for key, cv in row.criteria.items():
             record[key] = cv.value
             record[f"{key}_rank"] = cv.rank

@@ -31,6 +31,7 @@ _SHORT_NAME = {
 }
 _ARROW = {"min": "↓", "max": "↑"}
 _DELTA_HEADER = {"wer": "ΔWER", "memory_mb": "Memory ×", "latency_ms": "Latency ×"}
+COVERAGE_MARK = "*"
 
 
 def _rank_json(value: float) -> int | float:
@@ -55,12 +56,15 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
                 entry.update(metric=cv.metric, suite=cv.suite, higher_is_better=cv.direction == "max")
             if ci:
                 entry["ci"] = list(cv.ci) if cv.ci else None
+                if key in ("memory_mb", "latency_ms"):
+                    entry["repeats"] = cv.repeats.to_dict() if cv.repeats else None
             criteria[key] = entry
         item: dict[str, Any] = {
             "candidate": row.candidate,
             "run_id": row.run_id,
             "rank": row.rank,
             "score": row.score,
+            "coverage": row.coverage,
             "criteria": criteria,
         }
         if row.reference is not None:
@@ -70,17 +74,31 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
     return out
 
 
+def under_covered(row: LeaderboardRow) -> bool:
+    """A run that has no prediction for some planned samples (they scored as empty)."""
+    return row.coverage is not None and row.coverage < 1
+
+
+def coverage_text(row: LeaderboardRow) -> str:
+    return "n/a" if row.coverage is None else f"{row.coverage * 100:.1f}%"
+
+
 def cells(rows: list[LeaderboardRow], ci: bool = False) -> tuple[list[str], list[list[str]]]:
-    """(headers, body) of the human table, every cell a preformatted string."""
+    """(headers, body) of the human table, every cell a preformatted string. A Coverage column
+    appears when a run is under 100%, and such rows are marked with COVERAGE_MARK."""
     keys = list(rows[0].criteria)
+    show_coverage = any(under_covered(r) for r in rows)
     headers = ["Rank", "Candidate", "Score"] + [rows[0].criteria[k].label or k for k in keys]
+    headers += ["Coverage"] if show_coverage else []
     ref = rows[0].reference
     if ref is not None:
         headers += [_delta_header(rows[0], k) for k in keys]
     body = []
     for row in rows:
         name = f"{row.candidate} (ref)" if row.candidate == ref else row.candidate
+        name += f" {COVERAGE_MARK}" if under_covered(row) else ""
         line = [str(row.rank), name, fmt_score(row.score)] + [_cell(row, k, ci) for k in keys]
+        line += [coverage_text(row)] if show_coverage else []
         if ref is not None:
             line += [delta_text(row, k) for k in keys]
         body.append(line)
@@ -117,8 +135,21 @@ def footer_lines(rows: list[LeaderboardRow], ci: bool = False) -> list[str]:
     lines = [score_rule(rows[0])]
     ties = "ties share the mean rank (1.5, 1.5, 3)" if rows[0].ties == "average" else "ties share the lowest rank (1, 1, 3)"
     lines.append(f"Cells: value (rank on that criterion); {ties}; n/a ranks last.")
+    if rows[0].tolerance_note:
+        lines.append(f"Noise-aware ranks: {rows[0].tolerance_note} (weights {rows[0].profile}; "
+                     "competition-exact ranks exact values).")
+    if any(under_covered(r) for r in rows):
+        line = (f"{COVERAGE_MARK} Coverage under 100%: planned samples without a prediction (failed, skipped or "
+                "not run) are scored as empty predictions; --min-coverage 1 leaves such runs out.")
+        if any(under_covered(r) and r.scored_only for r in rows):
+            line += (" Records written before this rule scored only their predicted samples: "
+                     "`bench.py rescore RUN_ID` applies it.")
+        lines.append(line)
     if ci and any(cv.ci for row in rows for cv in row.criteria.values()):
         lines.append("[lo, hi]: the run's bootstrap interval, where the run has one.")
+    if ci and any(cv.repeats for row in rows for cv in row.criteria.values()):
+        lines.append("[min–max] (×N): the spread of the run's N repeated timed passes (run --repeat N); "
+                     "the value is their median.")
     if rows[0].reference is not None:
         lines.append(
             f"Deltas relative to {rows[0].reference}: WER in percentage points, memory and latency as "
@@ -152,11 +183,15 @@ def _to_csv(rows: list[LeaderboardRow]) -> str:
     # Column names use the metric actually ranked, so a CIDEr-D fallback cannot be misread.
     names = [_csv_name(k, rows[0].criteria[k]) if rows else k for k in keys]
     with_ci = [k for k in keys if rows and any(r.criteria[k].ci for r in rows)]
+    with_repeats = [k for k in keys if rows and any(r.criteria[k].repeats for r in rows)]
+    show_coverage = any(under_covered(r) for r in rows)
     ref = rows[0].reference if rows else None
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     header = ["rank", "candidate", "run_id", "score"] + [col for m in names for col in (m, f"{m}_rank")]
     header += [f"{names[keys.index(k)]}_ci_{end}" for k in with_ci for end in ("lo", "hi")]
+    header += [f"{names[keys.index(k)]}_repeat_{end}" for k in with_repeats for end in ("min", "max", "n")]
+    header += ["coverage"] if show_coverage else []
     if ref is not None:
         header += [f"{names[keys.index(k)]}_delta_{rows[0].deltas[k].unit}" for k in keys]
     writer.writerow(header)
@@ -168,6 +203,11 @@ def _to_csv(rows: list[LeaderboardRow]) -> str:
         for k in with_ci:
             ci = row.criteria[k].ci
             cells_ += [repr(ci[0]), repr(ci[1])] if ci else ["", ""]
+        for k in with_repeats:
+            rep = row.criteria[k].repeats
+            cells_ += [repr(rep.min), repr(rep.max), rep.n] if rep else ["", "", ""]
+        if show_coverage:
+            cells_.append("" if row.coverage is None else repr(row.coverage))
         if ref is not None:
             cells_ += ["" if row.deltas[k].value is None else repr(round(row.deltas[k].value, 9)) for k in keys]
         writer.writerow(cells_)
@@ -189,14 +229,23 @@ def _cell(row: LeaderboardRow, key: str, ci: bool = False) -> str:
 
 
 def cell_text(cv: Any, ci: bool = False) -> str:
-    """ "0.123 (2)", with " [lo, hi]" before the rank when asked and the run has an interval."""
+    """ "0.123 (2)", with " [lo, hi]" before the rank when asked and the run has an interval, or
+    " [min–max] (×N)" for the spread of repeated timed passes (memory, latency)."""
     rank = fmt_score(cv.rank)
     if cv.value is None:
         return f"n/a ({rank})"
     text = value_text(cv, cv.value)
     if ci and cv.ci is not None:
         text += f" [{value_text(cv, cv.ci[0])}, {value_text(cv, cv.ci[1])}]"
+    if ci and getattr(cv, "repeats", None) is not None:
+        text += " " + repeats_text(cv)
     return f"{text} ({rank})"
+
+
+def repeats_text(cv: Any) -> str:
+    """E.g. "[225.1–240.3] (×5)"."""
+    rep = cv.repeats
+    return f"[{value_text(cv, rep.min)}–{value_text(cv, rep.max)}] (×{rep.n})"
 
 
 def _delta_header(row: LeaderboardRow, key: str) -> str:

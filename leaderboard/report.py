@@ -13,7 +13,18 @@ from leaderboard.board import Section
 from leaderboard.grouping import protocol_of
 from leaderboard.plots import load_plot, pareto_plots
 from leaderboard.ranking import LeaderboardRow
-from leaderboard.render import cell_text, delta_text, fmt_score, footer_lines, to_table, value_text
+from leaderboard.render import (
+    COVERAGE_MARK,
+    cell_text,
+    coverage_text,
+    delta_text,
+    fmt_score,
+    footer_lines,
+    repeats_text,
+    to_table,
+    under_covered,
+    value_text,
+)
 
 _CSS = """
 body { font-family: "DejaVu Sans", system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -194,24 +205,32 @@ def _leaderboard_table(rows: list[LeaderboardRow], ci: bool) -> str:
     and the delta to the reference on small second lines, so the table stays narrow."""
     keys = list(rows[0].criteria)
     ref = rows[0].reference
+    show_coverage = any(under_covered(r) for r in rows)
     head = ['<th scope="col">Rank</th>', '<th class="l" scope="col">Candidate</th>', '<th scope="col">Score</th>']
     for k in keys:
         cv = rows[0].criteria[k]
         arrow = "↓" if cv.direction == "min" else "↑"
         head.append(f'<th scope="col">{_e(cv.label or k)} {arrow}</th>')
+    if show_coverage:
+        head.append('<th scope="col">Coverage</th>')
     out = ['<div class="wrap"><table class="leaderboard">', "<thead><tr>" + "".join(head) + "</tr></thead><tbody>"]
     for row in rows:
         cls = " ".join(c for c, on in (("ref", row.candidate == ref), ("top", row.rank == 1)) if on)
-        name = _e(row.candidate) + (' <span class="sub">reference</span>' if row.candidate == ref else "")
+        name = _e(row.candidate) + (f" {COVERAGE_MARK}" if under_covered(row) else "")
+        name += ' <span class="sub">reference</span>' if row.candidate == ref else ""
         tds = [f"<td>{row.rank}</td>", f'<td class="l">{name}</td>', f"<td>{_e(fmt_score(row.score))}</td>"]
         for k in keys:
             cv = row.criteria[k]
             text = _e(cell_text(cv, ci=False))
             if ci and cv.ci is not None:
                 text += f'<span class="sub">[{_e(value_text(cv, cv.ci[0]))}, {_e(value_text(cv, cv.ci[1]))}]</span>'
+            if ci and cv.repeats is not None:
+                text += f'<span class="sub">{_e(repeats_text(cv))}</span>'
             if ref is not None and row.candidate != ref and row.deltas[k].value is not None:
                 text += f'<span class="sub delta">{_e(delta_text(row, k))} vs {_e(ref)}</span>'
             tds.append(f"<td>{text}</td>")
+        if show_coverage:
+            tds.append(f"<td>{_e(coverage_text(row))}</td>")
         out.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)

@@ -99,6 +99,22 @@ def validate_run(record: Any) -> str | None:
     return None
 
 
+def run_coverage(record: dict[str, Any]) -> float | None:
+    """Predicted / planned samples: the record's `coverage` (the lowest of its suites), or, for
+    records written before it existed, the lowest `n_scored / n_samples` of its suites."""
+    value = record.get("coverage")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    found = []
+    for block in (record.get("suites") or {}).values():
+        if not isinstance(block, dict):
+            continue
+        scored, planned = block.get("n_scored"), block.get("n_samples")
+        if isinstance(scored, int) and isinstance(planned, int) and planned > 0:
+            found.append(scored / planned)
+    return min(found) if found else None
+
+
 def latest_per_candidate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the newest run of each candidate (by created_at, then run_id), sorted by name."""
     newest: dict[str, dict[str, Any]] = {}

@@ -37,6 +37,7 @@ def test_repeat_records_every_run_and_ranks_the_median(tmp_path):
         assert len(values) == 3
         assert repeats[key]["min"] == min(values) and repeats[key]["max"] == max(values)
         assert eff[key] == repeats[key]["p50"] == sorted(values)[1]
+    assert len(repeats["ttft_ms"]["values"]) == 3 and repeats["ttft_ms"]["values"][0] == eff["ttft_ms"]["p50"]
     run_dir = run_record_path(out.stdout).parent
     assert sorted(p.name for p in (run_dir / "repeats").iterdir()) == ["2", "3"]
     assert record["settings"]["repeat"] == 3

@@ -233,6 +233,7 @@ def _has_mistral() -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", BENCH_RUNS)
 def test_bench_run_each_tiny(runs, name):
     """Succeeds on the demo suites; no sample failed, and a sample fails when the tokens streamed

@@ -157,7 +157,9 @@ def test_hung_sample_fails_alone_and_the_run_goes_on(plugin_site, tmp_path):
     assert record["status"] == "ok" and record["restarts_after_sample_timeout"] == 1
     assert [f["sample_id"] for f in suite["failures"]] == ["hang"]
     assert "timed out after 3 s" in suite["failures"][0]["reason"]
-    assert suite["n_scored"] == 2 and suite["metrics"]["wer"] == 0.0
+    assert suite["n_scored"] == 2 and suite["metrics_scored_only"]["wer"] == 0.0
+    # The hung sample counts as an empty prediction: its 2 words are deletions, 2 of 6 words.
+    assert suite["metrics"]["wer"] == pytest.approx(2 / 6) and suite["coverage"] == pytest.approx(2 / 3)
 
 
 def test_two_runs_into_one_folder_at_once(plugin_site, tmp_path):

@@ -34,5 +34,7 @@ def test_child_death_is_recorded_and_predictions_kept(plugin_site, tmp_path, fat
     assert record["status"] == "partial" and record["error"] == cause
     suite = record["suites"]["asr"]
     assert suite["n_predicted"] == 2 and suite["not_run"] == [fatal_id, "after"]
-    assert suite["n_failed"] == 2 and suite["metrics"]["wer"] == 0.0  # scored on what exists
+    assert suite["n_failed"] == 2 and suite["metrics_scored_only"]["wer"] == 0.0
+    # The 2 samples that never ran count as empty predictions: 2 deletions over 6 words.
+    assert suite["metrics"]["wer"] == pytest.approx(2 / 6) and suite["coverage"] == 0.5
     assert "Traceback" not in out.stderr

@@ -15,12 +15,22 @@ from tests.test_leaderboard import make_run, write_run
 NOTA = {"wer": 1.0, "spider": 1.0, "memory_mb": 2.0, "latency_ms": 2.0, "extra": 1.0}
 
 
-def test_builtin_nota2025_is_a_toml_file_and_the_default():
-    assert "nota2025" in builtin_profiles()
-    assert builtin_profiles()["nota2025"].suffix == ".toml"
-    for spec in (None, "nota2025"):
+def test_builtin_competition_profiles_are_toml_files_and_competition_is_the_default():
+    assert set(builtin_profiles()) >= {"competition", "competition-exact"}
+    assert builtin_profiles()["competition"].suffix == ".toml"
+    for spec in (None, "competition"):
         profile = load_profile(spec)
-        assert (profile.name, profile.weights, profile.ties) == ("nota2025", NOTA, "min")
+        assert (profile.name, profile.weights, profile.ties) == ("competition", NOTA, "min")
+        assert profile.tolerance["memory_mb"] > 0 and profile.tolerance["latency_ms"] > 0
+    exact = load_profile("competition-exact")
+    assert exact.weights == NOTA and not any(exact.tolerance.values())
+
+
+def test_old_weight_profile_name_is_refused_naming_the_new_ones():
+    with pytest.raises(ValueError, match="nota2025.*measurement protocol.*'competition'.*'competition-exact'"):
+        load_profile("nota2025")
+    out = CliRunner().invoke(cli, ["leaderboard", "--results", ".", "--weights", "nota2025"])
+    assert out.exit_code != 0 and "competition-exact" in out.output and "Traceback" not in out.output
 
 
 def test_toml_file_profile(tmp_path):

@@ -74,6 +74,7 @@ def _run(candidate, env, data, tmp_path, mode) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_whisper_chunks_long_real_speech_as_well_as_its_pieces(model_cache, tmp_path):
     candidate, env = _candidate(tmp_path)
     full = json.loads((LONG / "long_speech.json").read_text())["annotation"][0]

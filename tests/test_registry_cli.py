@@ -77,7 +77,9 @@ def test_bad_samples_fail_alone_and_the_run_goes_on(plugin_site, tmp_path):
     assert "cannot decode audio" in reasons["unreadable"]
     assert "audio file not found" in reasons["missing"]
     assert reasons["boom"] == "RuntimeError: scripted failure"
-    assert suite["metrics"]["wer"] == 0.0  # "hello world" was the good sample's reference
+    assert suite["metrics_scored_only"]["wer"] == 0.0  # "hello world" was the good sample's reference
+    # The failed and the skipped samples count as empty predictions: 3 deletions ("x") over 5 words.
+    assert suite["metrics"]["wer"] == pytest.approx(3 / 5) and suite["coverage"] == 0.25
 
 
 def test_help_does_not_import_torch():

@@ -306,6 +306,7 @@ def ray_sweep_with_a_kill(ray_cluster, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_ray_sweep_gives_the_local_samples_and_metrics(ray_sweep_with_a_kill, local_sweep, ray_cluster):
     run = ray_sweep_with_a_kill
     assert run["returncode"] == 0, run["output"]
@@ -332,6 +333,7 @@ def test_ray_sweep_gives_the_local_samples_and_metrics(ray_sweep_with_a_kill, lo
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_ray_worker_killed_mid_cell_is_retried_from_its_partial_run(ray_sweep_with_a_kill):
     run = ray_sweep_with_a_kill
     assert "worker lost (WorkerCrashedError" in run["output"]
@@ -350,6 +352,7 @@ def test_ray_worker_killed_mid_cell_is_retried_from_its_partial_run(ray_sweep_wi
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_ray_cell_that_cannot_be_placed_names_the_missing_resource(ray_cluster, tmp_path):
     sweep = write(tmp_path / "one.toml", RAY_SWEEP.replace('"", ', ""))
     start = time.monotonic()

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_openai_candidate_and_load_test_against_a_real_vllm(tmp_path):
     model = tiny_model(PYTHON)
     results = tmp_path / "results"

@@ -87,7 +87,7 @@ def load_clotho(path: Path, audio_dir: Path | None = None) -> tuple[list[Sample]
         audio = next((f / name for f in folders if (f / name).is_file()), None)
         if audio is None:
             problems.append(Problem(where, f"audio file not found: {name} in {', '.join(map(str, folders))}",
-                                    name, "aac"))
+                                    name, "aac", captions))
             continue
         samples.append(Sample(name, "aac", str(audio), captions, f"{path}:row {rowno}"))
     return samples, problems
@@ -119,7 +119,7 @@ def load_audiocaps(path: Path, audio_dir: Path | None = None) -> tuple[list[Samp
         if audio is None:
             problems.append(Problem(f"{path}: row {clip['row']} ({yid})",
                                     f"audio file not found: {yid}.wav|flac|ogg|mp3 (or Y{yid}.* or "
-                                    f"<audiocap_id>.*) in {folder}", yid, "aac"))
+                                    f"<audiocap_id>.*) in {folder}", yid, "aac", clip["captions"]))
             continue
         samples.append(Sample(yid, "aac", str(audio), clip["captions"], f"{path}:row {clip['row']}"))
     return samples, problems

@@ -38,9 +38,9 @@ def load_librispeech(root: Path) -> tuple[list[Sample], list[Problem]]:
     for utt, text, audio, where in entries:
         if counts[utt] > 1:
             problems.append(Problem(f"{where} ({utt})", f"duplicate utterance id (appears {counts[utt]} times)",
-                                    utt, "asr"))
+                                    utt, "asr", [text]))
         elif not audio.is_file():
-            problems.append(Problem(f"{where} ({utt})", f"audio file not found: {audio}", utt, "asr"))
+            problems.append(Problem(f"{where} ({utt})", f"audio file not found: {audio}", utt, "asr", [text]))
         else:
             samples.append(Sample(utt, "asr", str(audio), [text], where))
     return samples, problems
