@@ -179,6 +179,7 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
 
         resolve_class(self.model_class_name())
         path = self.checkpoint_path()
+        check_checkpoint(path, self.options.allow_pickle, self.label())  # refuse before reading anything
         manifest = read_manifest(path)  # an export: the libraries of the steps baked into it too
         baked = recipes.parse(manifest.baked_recipe, self.parts) if manifest is not None else []
         recipes.preload_imports(self.steps + baked)

@@ -122,8 +122,13 @@ def run_job(job: dict) -> int:
     _prime_harness()
     # A served model's device is its server's; this process is only the (timed) client.
     device = "served" if served_by else gpu.resolve_device(job["device"])
-    candidate.preload()  # the family's imports and tokenizer: before the baseline, like the harness's
     summary: dict = {"status": "running", "device": device}
+    try:
+        candidate.preload()  # the family's imports and tokenizer: before the baseline, like the harness's
+    except Exception as err:  # a refused or missing checkpoint: the record says why, as for load
+        summary.update(status="failed", error=f"load failed: {type(err).__name__}: {err}")
+        store.write_json_atomic(run_dir / WORKER_FILE, summary)
+        raise
     if overrides(candidate, "decoder_weight_bytes"):
         from harness.roofline import measure_bandwidth_gbps
 
