@@ -1,1 +1,0 @@
-"""Example lalm-bench plugin (see the README section "Writing a candidate")."""
