@@ -89,6 +89,7 @@ def test_an_export_cannot_be_quantized_again(requests, tmp_path):
         again.load("cpu")
 
 
+@pytest.mark.heavy
 def test_bench_export_writes_a_candidate_that_loads_pre_quantized(requests, tmp_path):
     """The command line, end to end: export, the candidate file and its provenance, a measured run
     of the export beside the fp32 model (load peak below the fp32 weights, inference peak lower)."""

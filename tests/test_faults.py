@@ -100,7 +100,7 @@ def _predicted(run_dir) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("victim", ["child", "parent"])
+@pytest.mark.parametrize("victim", [pytest.param("child", marks=pytest.mark.heavy), "parent"])
 def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path, victim):
     """SIGKILL the measured child (the parent records a partial run) or the whole bench.py (the
     child dies with it, no run.json is written); either way --resume completes the run."""
