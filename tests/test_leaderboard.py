@@ -100,7 +100,7 @@ def test_default_profile_ranks_by_hand():
     #   spider(max): baseline .30 -> 1, int8 .28 -> 2, nf4 .25 -> 3, asr_only missing -> N = 4
     #   memory(min): nf4 400 -> 1, int8 600 -> 2, asr_only 700 -> 3, baseline 1000 -> 4
     #   latency(min): asr_only 20 -> 1, int8 40 -> 2, baseline 50 -> 3, nf4 60 -> 4
-    # competition = 1*wer + 1*spider + 2*memory + 2*latency (its tolerances, 5% memory and 5%
+    # competition = 1*wer + 1*spider + 2*memory + 2*latency (its tolerances, 10% memory and 10%
     # latency, group nothing here: neighbouring values are further apart):
     #   asr_only 1 + 4 + 2*3 + 2*1 = 13
     #   int8     3 + 2 + 2*2 + 2*2 = 13   (ties asr_only -> both rank 1)

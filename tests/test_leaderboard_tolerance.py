@@ -18,13 +18,15 @@ from tests.test_leaderboard import make_run, write_run
 
 
 def test_readme_worked_example():
-    # Memory MB under the default 5%, sorted from the best:
+    # Memory MB under a 5% tolerance, sorted from the best:
     #   70.31 opens group 1 (it reaches up to 70.31 * 1.05 = 73.83): 70.45 ... 72.00 join
     #   74.50 is 5.96% above 70.31: opens group 2 (up to 78.23), which 76.00 joins (+2.01%)
     #   80.00 is 7.38% above 74.50: opens group 3
     values = [76.00, 70.58, 72.00, 70.31, 80.00, 74.50, 70.67, 70.45]
-    tolerance = load_profile("competition").tolerance["memory_mb"]
-    assert tolerance == 0.05
+    tolerance = 0.05
+    # The default's own tolerances (from the spreads measured in competition.toml):
+    default = load_profile("competition").tolerance
+    assert (default["memory_mb"], default["latency_ms"]) == (0.10, 0.10)
     assert tolerant_ranks(values, "min", tolerance) == [6, 1, 1, 1, 8, 6, 1, 1]
     assert tolerant_ranks(values, "min", tolerance, ties="average") == [6.5, 3, 3, 3, 8, 6.5, 3, 3]
     assert tolerant_ranks(values, "min", 0.0) == [7, 3, 5, 1, 8, 6, 4, 2]
