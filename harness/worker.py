@@ -95,7 +95,7 @@ def _import_heavy() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
 
-def _prime_harness() -> None:
+def _prime_harness(torch_kernels: bool = True) -> None:
     """Loads what the harness itself uses per sample before the memory baseline, so the null
     candidate's floor is ~0: scipy.signal alone is ~70 MB of imports, and the first decode and
     resample allocate libsndfile's and the resampler's buffers; the first call of each torch kernel
@@ -104,7 +104,8 @@ def _prime_harness() -> None:
     from harness.kernel_primer import prime_torch_kernels
 
     prime_audio_decoding()
-    prime_torch_kernels()
+    if torch_kernels:  # a served candidate's client never imports torch
+        prime_torch_kernels()
 
 
 def run_job(job: dict) -> int:
@@ -119,7 +120,7 @@ def run_job(job: dict) -> int:
     served_by = candidate.served_by()
     if served_by is None:
         _import_heavy()
-    _prime_harness()
+    _prime_harness(torch_kernels=served_by is None)
     # A served model's device is its server's; this process is only the (timed) client.
     device = "served" if served_by else gpu.resolve_device(job["device"])
     summary: dict = {"status": "running", "device": device}
