@@ -121,6 +121,7 @@ def test_roofline_for_decoders_only(runs):
     assert runs[1]["whisper-tiny"][0]["efficiency"]["roofline"] is None
 
 
+@pytest.mark.heavy  # test_whisper_hf keeps a nota2025 run in the default suite
 def test_nota2025_profile_real_run(runs, tmp_path):
     out = bench("run", "-c", "baseline", "--protocol", "nota2025", "--limit", "2", "--results", str(tmp_path))
     assert out.returncode == 0, out.stdout + out.stderr

@@ -10,6 +10,7 @@ from tests.conftest import bench, run_record_path
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # a probe subprocess per optional backend: ~1 min
 def test_doctor_reports_floors_and_backends(tmp_path):
     out = bench("doctor", "--format", "json", "--results", str(tmp_path))
     assert out.returncode == 0, out.stderr
