@@ -15,7 +15,8 @@ from tests.conftest import bench, run_record_path
 pytestmark = pytest.mark.slow
 
 # 2 samples per suite (CIDEr-D needs 2 clips); whisper-tiny does asr only.
-RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2", "int8": "2", "pruned": "2", "qwen2-audio-tiny": "2"}
+RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2", "qwen2-audio-tiny": "2"}
+RECIPE_RUNS = {"int8": "2", "pruned": "2"}  # heavy: tests/test_recipes.py covers the steps in process
 
 REQUIRED = {
     "": ["schema_version", "run_id", "candidate", "created_at", "status", "protocol", "environment", "suites", "efficiency"],
@@ -27,16 +28,25 @@ REQUIRED = {
 PREDICTION_KEYS = {"sample_id", "task", "prediction", "reference", "n_tokens", "ttft_ms", "e2e_ms", "error"}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
+def _run_all(results, names: dict[str, str]) -> dict:
     records = {}
-    for name, limit in RUNS.items():
+    for name, limit in names.items():
         out = bench("run", "--candidate", name, "--limit", limit, "--warmup", "1", "--results", str(results))
         assert out.returncode == 0, f"{name}:\n{out.stdout}\n{out.stderr}"
         path = run_record_path(out.stdout)
         records[name] = (json.loads(path.read_text()), path.parent)
-    return results, records
+    return records
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    return results, _run_all(results, RUNS)
+
+
+@pytest.fixture(scope="module")
+def recipe_runs(tmp_path_factory):
+    return _run_all(tmp_path_factory.mktemp("recipe_results"), RECIPE_RUNS)
 
 
 def _get(record: dict, dotted: str):
@@ -73,8 +83,9 @@ def test_suites_and_metrics(runs):
     assert records["baseline"]["suites"]["asr"]["metrics"]["wer"] > 0.9
 
 
-def test_recipes_are_recorded_and_shrink_weights(runs):
-    records = {name: rec for name, (rec, _) in runs[1].items()}
+@pytest.mark.heavy
+def test_recipes_are_recorded_and_shrink_weights(runs, recipe_runs):
+    records = {name: rec for name, (rec, _) in {**runs[1], **recipe_runs}.items()}
     base = records["baseline"]["efficiency"]["weights_mb"]
     assert records["int8"]["recipe_applied"] == [{"step": "int8-dynamic:llm"}]
     assert records["int8"]["efficiency"]["weights_mb"] < 0.6 * base
