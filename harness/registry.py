@@ -74,14 +74,19 @@ def _load_object(target: str) -> Any:
     return obj
 
 
+def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """A TOML file's table, or `error` naming the file: missing, or invalid with the parser's reason."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise error(f"{path}: invalid TOML: {err}") from None
+
+
 def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegistryError(f"candidate file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise RegistryError(f"{path}: invalid TOML: {err}") from None
+    doc = read_toml(path, RegistryError, "candidate file")
     problems = []  # every problem of the file at once: a typo must not hide the next one
     unknown = sorted(set(doc) - set(TOML_KEYS))
     if unknown:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,8 @@ from typing import Any
 
 from harness.options import OptionsError, parse_options, unknown_keys_message
 from harness.protocols import PROTOCOLS
-from harness.registry import CandidateSpec, RegistryError, build, resolve
+from harness.registry import CandidateSpec, RegistryError, build, read_toml, resolve
 from harness.runner import RunOptions
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SWEEP_KEYS = ("name", "candidates", "recipes", "recipe_mode", "variants", "datasets", "protocols", "threads", "options")
 VARIANT_KEYS = ("base", "recipes", "mode")
@@ -157,12 +151,7 @@ def load_sweep(path: Path, check_candidates: bool = True) -> Sweep:
     not parse, or a family's option typo, fails here rather than in the middle of the sweep.
     """
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepError(f"sweep file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SweepError(f"{path}: invalid TOML: {err}") from None
+    doc = read_toml(path, SweepError, "sweep file")
     base_dir = path.resolve().parent
     problems: list[str] = []
     unknown = sorted(set(doc) - set(SWEEP_KEYS))
