@@ -29,9 +29,12 @@ from serve_overhead import measure  # noqa: E402
 from harness.serve.launch import served  # noqa: E402
 
 
-def bench_run(candidate: str, results: Path, threads: int, repeat: int, limit: int | None) -> dict:
+def bench_run(candidate: str, results: Path, threads: int, repeat: int, limit: int | None,
+              device: str = "auto") -> dict:
     args = [sys.executable, str(REPO / "bench.py"), "run", "-c", candidate, "--suite", "asr",
             "--threads", str(threads), "--repeat", str(repeat), "--results", str(results)]
+    if device != "auto":  # a served candidate has no device of its own: its server has
+        args += ["--device", device]
     if limit:
         args += ["--limit", str(limit)]
     subprocess.run(args, check=True, cwd=REPO)
@@ -56,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-c", "--candidate", default="whisper-tiny-hf")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (in process and the server)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--limit", type=int, help="demo ASR samples (default: all)")
     parser.add_argument("--tolerance", type=float, default=0.10, help="relative, on top of the measured overhead")
@@ -63,9 +67,9 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    inproc = bench_run(args.candidate, args.out / "inprocess", args.threads, args.repeat, args.limit)
+    inproc = bench_run(args.candidate, args.out / "inprocess", args.threads, args.repeat, args.limit, args.device)
     speech = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
-    with served("-c", args.candidate, "--threads", str(args.threads)) as server:
+    with served("-c", args.candidate, "--threads", str(args.threads), "--device", args.device) as server:
         toml = args.out / "served.toml"
         toml.write_text(
             f'name = "{args.candidate}-served"\nfamily = "openai"\ntasks = ["asr"]\n[options]\n'
@@ -82,7 +86,7 @@ def main() -> int:
 
     same = inproc["predictions"] == served_run["predictions"]
     differing = [k for k in inproc["predictions"] if inproc["predictions"][k] != served_run["predictions"].get(k)]
-    print(f"\n{args.candidate}, demo ASR, {len(inproc['predictions'])} samples, --threads {args.threads}, "
+    print(f"\n{args.candidate}, demo ASR, {len(inproc['predictions'])} samples, --device {args.device}, --threads {args.threads}, "
           f"--repeat {args.repeat}")
     print(f"transcripts identical: {same}" + ("" if same else f" (differ: {', '.join(differing)})"))
     ok = same
