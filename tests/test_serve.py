@@ -47,9 +47,13 @@ class ScriptedCandidate(Candidate):
     tasks = frozenset({"asr", "aac"})
 
     def load(self, device):
+        if os.environ.get("LB_SCRIPTED_LOAD_FAIL"):
+            raise RuntimeError("scripted load failure")
         self.device = device
 
     def generate(self, request, on_token):
+        if request.prompt == "die":  # the model process ends as an out-of-memory kill would end it
+            os._exit(3)
         if request.prompt == "fail now":
             raise RuntimeError("scripted failure")
         start = time.monotonic()
@@ -66,7 +70,7 @@ class ScriptedCandidate(Candidate):
             raise RuntimeError("scripted failure after the tokens")
         seconds = len(request.audio) / 16000
         text = f"{request.task}|{request.prompt}|{seconds:.2f}|{start:.6f}|{time.monotonic():.6f}"
-        return Generation(text=text, n_tokens=n)
+        return Generation(text=text, n_tokens=n, info={"pid": os.getpid()})
 '''
 
 
@@ -336,6 +340,40 @@ def test_a_client_that_goes_away_stops_the_generation(client, audio_dir, scripte
     # the same request left to finish does write its line: the check above can fail
     _stream(client, body)
     assert "long finished" in scripted_log.read_text()
+
+
+def test_the_model_runs_in_its_own_process_under_the_server(server, client, audio_dir):
+    """Its own process, so the HTTP side's per-token work never holds the model's interpreter lock;
+    a child of the server, so `server_pid` memory (the process tree) includes it."""
+    psutil = pytest.importorskip("psutil")
+    answer = client.post("/v1/chat/completions", json=_body(_input_audio(audio_dir / "allowed" / "tone1s.wav"))).json()
+    model_pid = answer["lalm_bench"]["info"]["pid"]
+    assert model_pid != server.proc.pid
+    assert model_pid in {p.pid for p in psutil.Process(server.proc.pid).children(recursive=True)}
+    assert any(f"by model process {model_pid})" in line for line in server.output)
+
+
+def test_a_dead_model_process_fails_the_request_and_health_says_so(plugin_env, audio_dir):
+    part = _input_audio(audio_dir / "allowed" / "tone1s.wav")
+    with served("-c", "scripted", env=plugin_env) as s:
+        response = httpx.post(s.v1 + "/chat/completions", json=_body(part, text="die"), timeout=30)
+        assert response.status_code == 500
+        assert "ModelProcessGone" in response.json()["error"]["message"]
+        assert "exit code 3" in response.json()["error"]["message"]
+        health = httpx.get(s.url + "/health", timeout=10)
+        assert health.status_code == 503 and "exit code 3" in health.json()["error"]
+        again = httpx.post(s.v1 + "/chat/completions", json=_body(part), timeout=30)
+        assert again.status_code == 500 and "restart the server" in again.json()["error"]["message"]
+    assert s.returncode == 0, "\n".join(s.output)
+
+
+def test_a_candidate_that_fails_to_load_stops_the_server_with_the_reason(plugin_env):
+    proc = subprocess.run([sys.executable, str(REPO / "bench.py"), "serve", "-c", "scripted", "--port", "0"],
+                          cwd=REPO, env={**os.environ, **plugin_env, "LB_SCRIPTED_LOAD_FAIL": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "loading the candidate failed: RuntimeError: scripted load failure" in proc.stderr
+    assert "serving" not in proc.stdout
 
 
 def test_unknown_route_gets_a_json_404(client):

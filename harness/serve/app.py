@@ -75,8 +75,10 @@ def build_app(worker: ModelWorker, config: ServeConfig, api_key: str | None) -> 
     auth = [Depends(check_key)] if api_key else []
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": name}
+    async def health() -> Response:
+        if worker.dead:  # 503: a load balancer or script stops sending requests here
+            return _json({"status": "error", "model": name, "error": worker.dead}, status=503)
+        return _json({"status": "ok", "model": name})
 
     @app.get("/v1/models", dependencies=auth)
     async def models() -> dict[str, Any]:
@@ -127,7 +129,8 @@ async def _read_body(request: HttpRequest, limit: int) -> bytes:
 
 
 def _generation_failed(error: BaseException) -> ApiError:
-    return ApiError(500, f"the candidate failed on this request: {type(error).__name__}: {error}", "generation_failed")
+    kind = getattr(error, "type_name", type(error).__name__)  # ModelError: the model process's exception
+    return ApiError(500, f"the candidate failed on this request: {kind}: {error}", "generation_failed")
 
 
 class _Reply:

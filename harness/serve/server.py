@@ -3,7 +3,7 @@
 Order: refuse a non-loopback address unless allowed, read the API key, pin threads (before torch
 is imported), build the candidate, run its `prepare` step in a child process (one-off work such
 as converting weights must not stay in the server's memory), bind the socket (a taken port fails
-before the long load), load the model on the model thread, serve until SIGTERM/SIGINT (the ready
+before the long load), load the model in the model process (see `engine`), serve until SIGTERM/SIGINT (the ready
 line is printed once connections are accepted), then let requests in flight finish (up to
 `graceful_timeout_s`) and release the candidate. Imported only by `bench.py serve` (uvicorn is
 the `serve` extra).
@@ -147,7 +147,7 @@ def _serve(config: ServeConfig, api_key: str | None) -> None:
     from harness.candidate import overrides
     from harness.registry import build, resolve
     from harness.serve.app import build_app
-    from harness.serve.engine import ModelWorker
+    from harness.serve.engine import ModelLoadError, ModelWorker
 
     spec = resolve(config.candidate)
     candidate = build(spec)
@@ -155,13 +155,17 @@ def _serve(config: ServeConfig, api_key: str | None) -> None:
         run_prepare(spec)
     sock = bind(config.host, config.port)  # before the (long) load: a taken port fails at once
     url = url_of(sock)
-    worker = ModelWorker(candidate, config.threads)
+    worker = ModelWorker(candidate, spec.to_dict(), config.threads)
     try:
-        load_s = worker.load(config.device)
+        try:
+            load_s = worker.load(config.device)
+        except ModelLoadError as err:
+            raise ServeError(f"candidate {spec.name!r}: {err}") from None
         app = build_app(worker, config, api_key)
         uv_config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                    timeout_graceful_shutdown=config.graceful_timeout_s)
-        ready = (f"serving {candidate.name!r} on {worker.device} (loaded in {load_s:.1f} s) at {url}/v1 "
+        ready = (f"serving {candidate.name!r} on {worker.device} (loaded in {load_s:.1f} s by model process "
+                 f"{worker.model_pid}) at {url}/v1 "
                  f"(OpenAI-compatible; GET {url}/health, {url}/metrics); SIGTERM or Ctrl-C stops it")
         _Server(uv_config, ready).run(sockets=[sock])
     finally:
