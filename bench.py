@@ -140,9 +140,15 @@ def _summary(record: dict) -> str:
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
         lines += _input_notes(suite)
     eff = record["efficiency"]
+    repeats = eff.get("repeats") or {}
+
+    def part(key: str) -> float | None:  # with --repeat: the median over the runs, as latency is
+        return (repeats.get(key) or {}).get("p50", eff[key]["p50"])
+
+    over = f", medians of {repeats['n']} runs" if repeats.get("n", 1) > 1 else ""
     lines.append(
-        f"  latency {_fmt(eff.get('latency_ms'), '.1f')} ms (TTFT p50 {_fmt(eff['ttft_ms']['p50'], '.1f')} ms, "
-        f"TPOT p50 {_fmt(eff['tpot_ms']['p50'], '.2f')} ms)  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
+        f"  latency {_fmt(eff.get('latency_ms'), '.1f')} ms (TTFT p50 {_fmt(part('ttft_ms'), '.1f')} ms, "
+        f"TPOT p50 {_fmt(part('tpot_ms'), '.2f')} ms{over})  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
     qp = eff.get("quality_pass")
