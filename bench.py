@@ -481,7 +481,7 @@ def _sample_scorers() -> dict:
         return [float(e) / w if w else None for e, w in zip(errors, words, strict=True)]
 
     def cider(predictions, references):
-        from aac_metrics.functional import cider_d  # imports torch: only when captions are compared
+        _, cider_d, _ = metrics.aac_text_metrics()  # imports torch: only when captions are compared
 
         cands = [metrics.normalize_caption(p) for p in predictions]
         refs = [[metrics.normalize_caption(r) for r in rs] or [""] for rs in references]

@@ -105,6 +105,35 @@ def _spice(cands: list[str], refs: list[list[str]], root: Path):
     return float(corpus["spice"]), sents["spice"].numpy()
 
 
+@lru_cache(maxsize=1)
+def aac_text_metrics():
+    """aac-metrics' own `bleu`, `cider_d` and `rouge_l` functions, without its package __init__.
+
+    `import aac_metrics` imports every metric it ships (BERTScore, FENSE, SBERT: transformers,
+    sentence-transformers, torchmetrics), ~10 s on 2 cores; these three need only torch and
+    numpy. Their modules are loaded under bare parent packages, then every `aac_metrics` module
+    this loaded is taken out of sys.modules again, so a later `import aac_metrics` (SPICE) runs
+    the real package exactly as if this had never happened.
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    if "aac_metrics.functional" in sys.modules:  # the real package is already imported: use it
+        from aac_metrics.functional import bleu, cider_d, rouge_l
+
+        return bleu, cider_d, rouge_l
+    before = set(sys.modules)
+    try:
+        for package in ("aac_metrics", "aac_metrics.functional"):
+            sys.modules[package] = importlib.util.module_from_spec(importlib.util.find_spec(package))
+        modules = [importlib.import_module(f"aac_metrics.functional.{name}") for name in ("bleu", "cider_d", "rouge_l")]
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "aac_metrics" and m not in before]:
+            del sys.modules[name]
+    return tuple(getattr(module, module.__name__.rsplit(".", 1)[1]) for module in modules)
+
+
 def caption_scores(candidates: list[str], references: list[list[str]], aac_cache: Path | None = None):
     """(metrics, notices, per-sample scores). CIDEr-D, BLEU-4 and ROUGE-L always; SPICE and SPIDEr
     only when SPICE can really run (SPIDEr = (CIDEr-D + SPICE) / 2), else None, never estimated.
@@ -113,8 +142,8 @@ def caption_scores(candidates: list[str], references: list[list[str]], aac_cache
     the bootstrap intervals.
     """
     import numpy as np
-    from aac_metrics.functional import bleu, cider_d, rouge_l
 
+    bleu, cider_d, rouge_l = aac_text_metrics()
     cands = [normalize_caption(c) for c in candidates]
     refs = [[normalize_caption(r) for r in rs] for rs in references]
     metrics: dict[str, Any] = {"cider_d": None, "spice": None, "spider": None}

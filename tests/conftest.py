@@ -43,6 +43,22 @@ def loaded(name: str):
     return _LOADED[name]
 
 
+@pytest.fixture(scope="session")
+def whisper_tiny_hf_run(tmp_path_factory, model_cache) -> subprocess.CompletedProcess:
+    """One real `bench.py run -c whisper-tiny-hf` on 3 demo clips (asr, 1 warm-up), shared by the
+    tests that check its record and those that compare other paths against its transcripts."""
+    results = tmp_path_factory.mktemp("whisper_tiny_hf")
+    return bench("run", "-c", "whisper-tiny-hf", "--limit", "3", "--warmup", "1", "--results", str(results))
+
+
+@pytest.fixture(scope="session")
+def whisper_tiny_run(tmp_path_factory, model_cache) -> subprocess.CompletedProcess:
+    """One real `bench.py run -c whisper-tiny` on the first 6 demo clips (harness/demo_data/asr.json,
+    no warm-up), shared by the tests that compare another path's metrics against it."""
+    results = tmp_path_factory.mktemp("whisper_tiny")
+    return bench("run", "-c", "whisper-tiny", "--limit", "6", "--warmup", "0", "--results", str(results))
+
+
 def run_record_path(stdout: str) -> Path:
     for line in stdout.splitlines():
         if line.startswith("run record: "):

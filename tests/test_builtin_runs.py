@@ -15,8 +15,10 @@ from tests.conftest import bench, run_record_path
 pytestmark = pytest.mark.slow
 
 # 2 samples per suite (CIDEr-D needs 2 clips); whisper-tiny does asr only.
-RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2", "qwen2-audio-tiny": "2"}
-RECIPE_RUNS = {"int8": "2", "pruned": "2"}  # heavy: tests/test_recipes.py covers the steps in process
+RUNS = {"baseline": "2", "qlora4bit": "2", "whisper-tiny": "2"}
+# heavy: tests/test_recipes.py covers the recipe steps in process, tests/test_families.py the
+# qwen2-audio family in process (test_tiny_streams_batches_and_steps)
+HEAVY_RUNS = {"qwen2-audio-tiny": "2", "int8": "2", "pruned": "2"}
 
 REQUIRED = {
     "": ["schema_version", "run_id", "candidate", "created_at", "status", "protocol", "environment", "suites", "efficiency"],
@@ -45,8 +47,8 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def recipe_runs(tmp_path_factory):
-    return _run_all(tmp_path_factory.mktemp("recipe_results"), RECIPE_RUNS)
+def heavy_runs(tmp_path_factory):
+    return _run_all(tmp_path_factory.mktemp("heavy_results"), HEAVY_RUNS)
 
 
 def _get(record: dict, dotted: str):
@@ -55,9 +57,9 @@ def _get(record: dict, dotted: str):
     return record
 
 
-@pytest.mark.parametrize("name", list(RUNS))
-def test_run_record_schema(runs, name):
-    record, folder = runs[1][name]
+@pytest.mark.parametrize("name", [*RUNS, pytest.param("qwen2-audio-tiny", marks=pytest.mark.heavy)])
+def test_run_record_schema(request, runs, name):
+    record, folder = runs[1][name] if name in RUNS else request.getfixturevalue("heavy_runs")[name]
     for where, keys in REQUIRED.items():
         block = _get(record, where)
         missing = [k for k in keys if k not in block]
@@ -67,7 +69,7 @@ def test_run_record_schema(runs, name):
         assert {"dataset", "n_samples", "n_failed", "metrics"} <= set(suite)
         assert suite["n_failed"] == 0
     lines = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == int(RUNS[name]) * len(record["suites"])
+    assert len(lines) == int({**RUNS, **HEAVY_RUNS}[name]) * len(record["suites"])
     for line in lines:
         assert PREDICTION_KEYS <= set(line) and line["error"] is None and line["ttft_ms"] > 0
 
@@ -84,8 +86,8 @@ def test_suites_and_metrics(runs):
 
 
 @pytest.mark.heavy
-def test_recipes_are_recorded_and_shrink_weights(runs, recipe_runs):
-    records = {name: rec for name, (rec, _) in {**runs[1], **recipe_runs}.items()}
+def test_recipes_are_recorded_and_shrink_weights(runs, heavy_runs):
+    records = {name: rec for name, (rec, _) in {**runs[1], **heavy_runs}.items()}
     base = records["baseline"]["efficiency"]["weights_mb"]
     assert records["int8"]["recipe_applied"] == [{"step": "int8-dynamic:llm"}]
     assert records["int8"]["efficiency"]["weights_mb"] < 0.6 * base

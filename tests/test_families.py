@@ -32,7 +32,7 @@ TINIES = {
     "qwen2.5-omni-tiny": {"asr", "aac"},
     "gemma4-tiny": {"asr", "aac"},
 }
-# qwen2-audio-tiny's `bench.py run --limit 2` is in tests/test_builtin_runs.py.
+# qwen2-audio-tiny's `bench.py run --limit 2` is in tests/test_builtin_runs.py (heavy, with the full schema check).
 BENCH_RUNS = sorted(set(TINIES) - {"qwen2-audio-tiny"})
 SPEECH = REPO / "harness" / "demo_data" / "speech"
 SOUNDS = REPO / "harness" / "demo_data" / "sounds"

@@ -101,11 +101,11 @@ def _predicted(run_dir) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", [pytest.param("child", marks=pytest.mark.heavy), "parent"])
-def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path, victim):
+def test_sigkill_then_resume_gives_every_sample_once_and_same_metrics(tmp_path, victim, whisper_tiny_run):
     """SIGKILL the measured child (the parent records a partial run) or the whole bench.py (the
     child dies with it, no run.json is written); either way --resume completes the run."""
-    args = ["run", "-c", "whisper-tiny", "--limit", "6", "--warmup", "0"]
-    whole = bench(*args, "--results", str(tmp_path / "whole"))
+    args = ["run", "-c", "whisper-tiny", "--limit", "6", "--warmup", "0"]  # as whisper_tiny_run (conftest)
+    whole = whisper_tiny_run
     assert whole.returncode == 0, whole.stderr
     expected = json.loads(run_record_path(whole.stdout).read_text())["suites"]["asr"]["metrics"]
 

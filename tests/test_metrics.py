@@ -52,3 +52,35 @@ def test_spice_detection_needs_java_and_all_jars(tmp_path):
 
 def test_caption_normalization():
     assert metrics.normalize_caption("A Dog, barking!  Loudly.") == "a dog barking loudly"
+
+
+def test_caption_metrics_load_only_aac_metrics_text_metrics_and_match_the_full_package():
+    """Scoring captions must not pay for `import aac_metrics` (BERTScore, SBERT: transformers),
+    must leave no half-imported aac_metrics behind, and must give the package's own numbers."""
+    import json
+    import subprocess
+    import sys
+
+    refs = [["a dog barks loudly", "a dog is barking"], ["wind blows hard", "strong wind blowing"]]
+    cands = ["a dog barks", "wind blows"]
+    code = (
+        "import json, sys\nfrom harness import metrics\n"
+        f"cands, refs = {cands!r}, {refs!r}\n"
+        "light, _ = metrics.caption_metrics(cands, refs)\n"
+        "heavy = [m for m in ('transformers', 'sentence_transformers', 'torchmetrics') if m in sys.modules]\n"
+        "left = [m for m in sys.modules if m.split('.')[0] == 'aac_metrics']\n"
+        "import aac_metrics\nfrom aac_metrics.functional import bleu, cider_d, rouge_l\n"  # the real package, afterwards
+        "refs = [[metrics.normalize_caption(r) for r in rs] for rs in refs]\n"
+        "full = {'cider_d': float(cider_d(cands, refs)[0]['cider_d']), 'bleu_4': float(bleu(cands, refs, n=4)[0]['bleu_4']),\n"
+        "        'rouge_l': float(rouge_l(cands, refs)[0]['rouge_l'])}\n"
+        "print(json.dumps({'light': light, 'full': full, 'heavy': heavy, 'left': left,\n"
+        "                  'package': aac_metrics.AACMetric.__module__, 'cider_d': cider_d.__module__}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    assert child["heavy"] == [] and child["left"] == []
+    assert (child["package"], child["cider_d"]) == ("aac_metrics.classes.base", "aac_metrics.functional.cider_d")
+    assert child["full"]["cider_d"] > 0
+    for name, value in child["full"].items():
+        assert child["light"][name] == pytest.approx(value), name

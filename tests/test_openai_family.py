@@ -191,13 +191,12 @@ def test_run_record_keeps_everything_when_samples_fail(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_serve_behind_the_openai_family_gives_the_in_process_transcripts(tmp_path):
+def test_bench_serve_behind_the_openai_family_gives_the_in_process_transcripts(tmp_path, whisper_tiny_hf_run):
     pytest.importorskip("fastapi", reason="bench.py serve needs the 'serve' extra")
     from harness.serve.launch import served
 
-    results = tmp_path / "results"
-    args = ("--suite", "asr", "--limit", "2", "--warmup", "1", "--results", str(results))
-    local = bench("run", "-c", "whisper-tiny-hf", *args, timeout=600)
+    args = ("--suite", "asr", "--limit", "2", "--warmup", "1", "--results", str(tmp_path / "results"))
+    local = whisper_tiny_hf_run  # the in-process run: the same demo clips, --limit 3 --warmup 1 (conftest)
     with served("-c", "whisper-tiny-hf") as server:
         path = _toml(tmp_path, server.v1, send_task=True, server_pid=server.proc.pid)
         remote = bench("run", "-c", str(path), *args, timeout=600)
@@ -206,7 +205,9 @@ def test_bench_serve_behind_the_openai_family_gives_the_in_process_transcripts(t
         assert out.returncode == 0, out.stdout + out.stderr
         folder = run_record_path(out.stdout).parent
         lines[out is remote] = {x["sample_id"]: x for x in map(json.loads, (folder / "predictions.jsonl").read_text().splitlines())}
-    local_lines, remote_lines = lines[False], lines[True]
+    remote_lines = lines[True]
+    assert len(remote_lines) == 2 and set(remote_lines) <= set(lines[False])  # the local run's first 2 clips
+    local_lines = {k: lines[False][k] for k in remote_lines}
     assert {k: v["prediction"] for k, v in remote_lines.items()} == {k: v["prediction"] for k, v in local_lines.items()}
     assert {k: v["n_tokens"] for k, v in remote_lines.items()} == {k: v["n_tokens"] for k, v in local_lines.items()}
     for line in remote_lines.values():  # one chunk per token: the client's TTFT/TPOT are the server's plus HTTP

@@ -155,9 +155,10 @@ def test_clotho_is_scored_against_all_five_references_and_hf_matches(site, tmp_p
     assert hf_block["dataset_hash"] == block["dataset_hash"]
 
 
-def test_librispeech_folder_gives_the_same_wer_as_the_demo_json(tmp_path):
-    """whisper-tiny (real ASR) on 4 demo utterances, read from the JSON and from a LibriSpeech copy."""
-    limit = "4"
+def test_librispeech_folder_gives_the_same_wer_as_the_demo_json(tmp_path, whisper_tiny_run):
+    """whisper-tiny (real ASR) on 6 demo utterances, read from the demo JSON (the shared
+    whisper_tiny_run: harness/demo_data/asr.json, --limit 6 --warmup 0) and from a LibriSpeech copy."""
+    limit = "6"
     demo, _ = load_annotation_json(DEMO_DATA / "asr.json")
     chapter = tmp_path / "ls" / "test-clean" / "1089" / "134686"
     chapter.mkdir(parents=True)
@@ -169,11 +170,13 @@ def test_librispeech_folder_gives_the_same_wer_as_the_demo_json(tmp_path):
     (chapter / "1089-134686.trans.txt").write_text("\n".join(lines) + "\n")
     results = str(tmp_path / "results")
     records = []
-    for data in (str(DEMO_DATA / "asr.json"), str(tmp_path / "ls")):
-        out = bench("run", "-c", "whisper-tiny", "--data", data, "--limit", limit, "--warmup", "0", "--results", results)
+    for out in (whisper_tiny_run,
+                bench("run", "-c", "whisper-tiny", "--data", str(tmp_path / "ls"), "--limit", limit, "--warmup", "0",
+                      "--results", results)):
         assert out.returncode == 0, f"{out.stdout}\n{out.stderr}"
         records.append(json.loads(run_record_path(out.stdout).read_text())["suites"]["asr"])
     json_block, ls_block = records
+    assert json_block["dataset"] == "demo:asr"  # the built-in demo suite: harness/demo_data/asr.json
     assert ls_block["n_scored"] == json_block["n_scored"] == int(limit)
     for key in ("wer", "substitutions", "deletions", "insertions", "hits", "n_ref_words"):
         assert ls_block["metrics"][key] == json_block["metrics"][key], key

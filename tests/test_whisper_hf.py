@@ -154,8 +154,8 @@ def test_recipe_steps(converted):
 
 
 @pytest.mark.slow
-def test_bench_run_whisper_tiny_hf(model_cache, tmp_path):
-    out = bench("run", "-c", "whisper-tiny-hf", "--limit", "3", "--warmup", "1", "--results", str(tmp_path))
+def test_bench_run_whisper_tiny_hf(whisper_tiny_hf_run):
+    out = whisper_tiny_hf_run  # --limit 3 --warmup 1 (conftest)
     assert out.returncode == 0, out.stdout + out.stderr
     record = json.loads(run_record_path(out.stdout).read_text())
     assert record["status"] == "ok" and set(record["suites"]) == {"asr"}
