@@ -265,12 +265,16 @@ class ModelWorker:
         finally:
             self._running = None
 
-    def close(self) -> None:
-        """Drops queued requests, waits for the running one, then stops the model process."""
+    def close(self, wait_s: float = 60) -> None:
+        """Drops queued requests, waits up to `wait_s` for the running one, then stops the model
+        process (killed if it does not stop: a hung generation must not keep the server alive)."""
         self._closing = True
         self._jobs.put(None)
         if self._dispatcher is not None:
-            self._dispatcher.join()
+            self._dispatcher.join(wait_s)
+            if self._dispatcher.is_alive() and self._process is not None:
+                self._process.kill()  # the dispatcher's recv then ends with EOFError
+                self._dispatcher.join(10)
         if self._process is None:
             return
         try:
