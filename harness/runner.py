@@ -138,8 +138,8 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: if the parent is killed, the kernel kills the child too, so a
+def die_with_parent() -> None:
+    """In the child (before exec, or first thing): if the parent is killed, the kernel kills the child too, so a
     killed `bench.py` never leaves a model process writing into its run folder."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -154,7 +154,7 @@ def _spawn(args: list[str], run_dir: Path, threads: int, deadline: float | None,
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.worker", *args],
         stdout=log, stderr=subprocess.STDOUT, env=_child_env(threads), cwd=REPO_ROOT,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     bar = None
     if progress and total:

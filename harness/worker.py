@@ -84,8 +84,9 @@ class SampleWatchdog:
                 os._exit(SAMPLE_TIMEOUT_EXIT)
 
 
-def _import_heavy() -> None:
-    """Imports the frameworks before the memory baseline, so they do not count as the model's."""
+def import_frameworks() -> None:
+    """Imports the frameworks before the memory baseline, so they do not count as the model's, and
+    gives torch the pinned thread count (`OMP_NUM_THREADS`, set by the runner or `bench.py serve`)."""
     import torch
 
     try:
@@ -119,7 +120,7 @@ def run_job(job: dict) -> int:
     candidate = build(spec)  # cheap by contract: no weights, no heavy imports
     served_by = candidate.served_by()
     if served_by is None:
-        _import_heavy()
+        import_frameworks()
     _prime_harness(torch_kernels=served_by is None)
     # A served model's device is its server's; this process is only the (timed) client.
     device = "served" if served_by else gpu.resolve_device(job["device"])

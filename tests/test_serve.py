@@ -54,6 +54,8 @@ class ScriptedCandidate(Candidate):
     def generate(self, request, on_token):
         if request.prompt == "die":  # the model process ends as an out-of-memory kill would end it
             os._exit(3)
+        if request.prompt == "hang":  # a generation that gives no token for a long time
+            time.sleep(120)
         if request.prompt == "fail now":
             raise RuntimeError("scripted failure")
         start = time.monotonic()
@@ -365,6 +367,24 @@ def test_a_dead_model_process_fails_the_request_and_health_says_so(plugin_env, a
         again = httpx.post(s.v1 + "/chat/completions", json=_body(part), timeout=30)
         assert again.status_code == 500 and "restart the server" in again.json()["error"]["message"]
     assert s.returncode == 0, "\n".join(s.output)
+
+
+def test_a_killed_server_takes_its_model_process_with_it(plugin_env, audio_dir):
+    psutil = pytest.importorskip("psutil")
+    part = _input_audio(audio_dir / "allowed" / "tone1s.wav")
+    with served("-c", "scripted", env=plugin_env) as s:
+        model = psutil.Process(int(re.search(r"by model process (\d+)\)", "\n".join(s.output)).group(1)))
+        def ask_and_lose_the_server():
+            with pytest.raises(httpx.HTTPError):
+                httpx.post(s.v1 + "/chat/completions", json=_body(part, text="hang"), timeout=30)
+
+        # Busy in a generation (not waiting on the pipe, where the server's end closing would stop it):
+        threading.Thread(target=ask_and_lose_the_server, daemon=True).start()
+        time.sleep(2)
+        s.proc.kill()  # SIGKILL: no cleanup runs in the server
+        s.proc.wait(10)
+        gone, _ = psutil.wait_procs([model], timeout=10)
+    assert gone, f"model process {model.pid} outlived its server"
 
 
 def test_a_candidate_that_fails_to_load_stops_the_server_with_the_reason(plugin_env):

@@ -92,7 +92,7 @@ class Job:
         self._on_cancel(self)
 
 
-def model_main(conn, spec: dict[str, Any], device: str, threads: int, stop_job) -> None:
+def model_main(conn, spec: dict[str, Any], device: str, stop_job) -> None:
     """The model process: builds and loads the candidate, then runs the requests it is sent.
 
     Messages to the server: ("loaded", device, seconds) or ("load_failed", type, message) once,
@@ -100,17 +100,18 @@ def model_main(conn, spec: dict[str, Any], device: str, threads: int, stop_job) 
     or ("failed", id, type, message). `stop_job` holds the id of a request whose client left."""
     import signal
 
-    import torch
-
     from harness import gpu
     from harness.kernel_primer import prime_torch_kernels
     from harness.registry import CandidateSpec, build
+    from harness.runner import die_with_parent
+    from harness.worker import import_frameworks
 
     # Ctrl-C and SIGTERM reach the whole process group: the server finishes the request in flight
-    # and then closes this process, which must not die under it.
+    # and then closes this process, which must not die under it. A killed server kills it at once.
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(threads)  # OMP_* were pinned in the server's environment, inherited here
+    import_frameworks()  # as the measured child of `bench.py run`; OMP_* come from the server's environment
     try:
         candidate = build(CandidateSpec(**spec))
         device = gpu.resolve_device(device)
@@ -165,10 +166,9 @@ def _generate(conn, candidate: Candidate, request: Request, job_id: int, sync, s
 class ModelWorker:
     """Owns the model process; the dispatcher thread hands it one request at a time."""
 
-    def __init__(self, candidate: Candidate, spec: dict[str, Any], threads: int):
+    def __init__(self, candidate: Candidate, spec: dict[str, Any]):
         self.candidate = candidate  # built here for its name and tasks; loaded only in the model process
         self._spec = spec
-        self._threads = threads
         self._context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
         self._stop_job = self._context.Value("q", -1, lock=False)
         self._jobs: queue.SimpleQueue[tuple[Job, Request] | None] = queue.SimpleQueue()
@@ -200,7 +200,7 @@ class ModelWorker:
         """Starts the model process and waits for its load; returns the seconds the load took."""
         ours, theirs = self._context.Pipe()
         self._process = self._context.Process(target=model_main, name="lalm-serve-model", daemon=True,
-                                              args=(theirs, self._spec, device, self._threads, self._stop_job))
+                                              args=(theirs, self._spec, device, self._stop_job))
         self._process.start()
         theirs.close()
         self._conn = ours
@@ -257,7 +257,7 @@ class ModelWorker:
                 else:
                     job.push(Failed(ModelError(message[2], message[3])))
                     return
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError):  # BrokenPipeError included
             self._process.join(timeout=5)
             self.dead = (f"the model process exited (exit code {self._process.exitcode}) during a request; "
                          "restart the server (its log says why, e.g. out of memory)")
@@ -279,7 +279,7 @@ class ModelWorker:
             return
         try:
             self._conn.send(("close",))
-        except (OSError, BrokenPipeError):
+        except OSError:  # BrokenPipeError included: the model process is already gone
             pass
         self._process.join(timeout=30)
         if self._process.is_alive():

@@ -155,7 +155,7 @@ def _serve(config: ServeConfig, api_key: str | None) -> None:
         run_prepare(spec)
     sock = bind(config.host, config.port)  # before the (long) load: a taken port fails at once
     url = url_of(sock)
-    worker = ModelWorker(candidate, spec.to_dict(), config.threads)
+    worker = ModelWorker(candidate, spec.to_dict())  # threads: pin_threads set OMP_* above
     try:
         try:
             load_s = worker.load(config.device)
