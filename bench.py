@@ -69,9 +69,10 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
         protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
         batch_size=1, efficiency_samples=50, prompts="suite", long_audio=None) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
-    from harness.data import DataError
+    from harness.data.errors import DataError
     from harness.registry import RegistryError
-    from harness.runner import RunError, RunOptions, execute, resume
+    from harness.run.execute import execute, resume
+    from harness.run.run_options import RunError, RunOptions
     from harness.suites import parse_suite_list
 
     if not candidate and not resume_id:
@@ -173,7 +174,7 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
     Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
     memory are never re-measured or changed. Prints what changed per suite and metric.
     """
-    from harness.rescore import RescoreError, find_run, rescore_run, run_folders
+    from harness.commands.rescore import RescoreError, find_run, rescore_run, run_folders
 
     if bool(run_id) == all_runs:
         _fail("give a RUN_ID (or run folder), or --all for every run in --results")
@@ -207,8 +208,8 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder of a Clotho/AudioCaps CSV.")
 def check(data, data_format, audio_root, audio_dir) -> None:
     """Validate a dataset without loading any model: every problem, with its sample id and line."""
-    from harness.data import DataError
-    from harness.loaders import load_data
+    from harness.data.errors import DataError
+    from harness.data.loaders import load_data
 
     try:
         samples, problems = load_data(data, data_format, audio_root, audio_dir)
@@ -232,7 +233,7 @@ def check(data, data_format, audio_root, audio_dir) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="CSV to write (default: RUN_DIR/submission-TASK.csv).")
 def submit(run_id, task, results, out) -> None:
     """Write the competition's submission CSV (testset_id,text) from a run's predictions."""
-    from harness.submission import SubmissionError, write_submission
+    from harness.score.submission import SubmissionError, write_submission
 
     run_dir = Path(run_id) if Path(run_id).is_dir() else Path(results) / run_id
     if not run_dir.is_dir():
@@ -257,11 +258,12 @@ def validate(csv_file, data, task, id_pattern) -> None:
     """Check a submission CSV: columns, ids, duplicates and (with --data) completeness."""
     import csv as csv_module
 
-    from harness.submission import validate_submission
+    from harness.score.submission import validate_submission
 
     expected = None
     if data is not None:
-        from harness.data import DataError, load_annotation_json
+        from harness.data.annotation import load_annotation_json
+        from harness.data.errors import DataError
 
         try:
             samples, problems = load_annotation_json(data)
@@ -290,7 +292,7 @@ def validate(csv_file, data, task, id_pattern) -> None:
 def export(candidate, out_dir, name, data) -> None:
     """Apply a candidate's recipe once and save a checkpoint that loads already quantized, plus
     OUT_DIR/candidate.toml pointing at it (run it with `run -c OUT_DIR/candidate.toml`)."""
-    from harness.exporting import ExportFailed, export_candidate
+    from harness.commands.export import ExportFailed, export_candidate
     from harness.registry import RegistryError, resolve
 
     try:
@@ -416,9 +418,9 @@ def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
 def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, placement_timeout_s, weights) -> None:
     """Run a matrix of runs from SWEEP_FILE (candidates x recipe variants x datasets x protocols x
     threads); finished cells are skipped, interrupted ones resumed; ends with their leaderboard."""
-    from harness.executors import get_executor
-    from harness.sweep import SweepError, load_sweep
-    from harness.sweep_run import plan_work, run_sweep, state_path
+    from harness.sweep.driver import plan_work, run_sweep, state_path
+    from harness.sweep.executors import get_executor
+    from harness.sweep.spec import SweepError, load_sweep
 
     if executor == "local" and (ray_address or device_kind):
         _fail("--ray-address and --device-kind need --executor ray")
@@ -472,7 +474,7 @@ def compare(run_a, run_b, results, top) -> None:
 
 def _sample_scorers() -> dict:
     """Per-sample scorers, built on the harness's metrics (its one text normalizer)."""
-    from harness import metrics  # lazy: only `compare` needs it; it imports no torch at import
+    from harness.score import metrics  # lazy: only `compare` needs it; it imports no torch at import
 
     def wer(predictions, references):
         refs = [metrics.normalize_transcript(r[0] if r else "") for r in references]
@@ -534,9 +536,9 @@ def _int_list(ctx, param, value: str) -> list[int]:
 def load(candidate, concurrency, n_requests, duration_s, data, suite, warmup, results) -> None:
     """Load-test a served candidate: throughput, TTFT/TPOT/ITL percentiles and errors per
     concurrency level; writes results/<run_id>/run.json with a `load` block."""
-    from harness.loadtest import LoadError, LoadOptions, execute
     from harness.registry import RegistryError
-    from harness.runner import RunError
+    from harness.run.run_options import RunError
+    from harness.serve.loadtest import LoadError, LoadOptions, execute
 
     try:
         options = LoadOptions(candidate=candidate, concurrency=concurrency, requests=n_requests, duration_s=duration_s,
@@ -604,7 +606,7 @@ def candidates(fmt) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def doctor(threads, results, limit, fmt) -> None:
     """This machine's measurement floors (null candidate memory and overhead, clock, bandwidth) and backends."""
-    from harness.doctor import diagnose, format_report
+    from harness.commands.doctor import diagnose, format_report
 
     report = diagnose(threads, results, limit)
     click.echo(json.dumps(report.to_dict(), indent=2) if fmt == "json" else format_report(report))

@@ -37,7 +37,7 @@ from harness.options import parse_options
 from harness.types import Generation, Request, TokenCallback
 
 if TYPE_CHECKING:
-    from harness.registry import CandidateSpec
+    from harness.spec import CandidateSpec
 
 
 @dataclass(frozen=True)

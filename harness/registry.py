@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.candidate import Candidate
 from harness.options import OptionsError, parse_options, unknown_keys_message
+from harness.spec import CandidateSpec, read_toml
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 CANDIDATE_GROUP = "lalm_bench.candidates"
 # The top-level keys of a candidate TOML file; any other key is an error (a typo must not run).
@@ -29,16 +29,16 @@ TOML_KEYS = ("name", "family", "description", "tasks", "recipe", "options", "pro
 FAMILY_GROUP = "lalm_bench.families"
 BUILTIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "candidates" / "configs"
 BUILTIN_FAMILIES = {
-    "salmonn": "candidates.salmonn:SalmonnCandidate",
-    "faster-whisper": "candidates.faster_whisper_asr:FasterWhisperCandidate",
-    "whisper": "candidates.whisper_hf:WhisperCandidate",
-    "pocketsphinx": "candidates.pocketsphinx_asr:PocketSphinxCandidate",
-    "hf-audiolm": "candidates.hf_audiolm:HfAudioLMCandidate",
-    "voxtral": "candidates.voxtral:VoxtralCandidate",
-    "qwen3-asr": "candidates.qwen3_asr:Qwen3AsrCandidate",
-    "granite-speech": "candidates.granite_speech:GraniteSpeechCandidate",
-    "null": "candidates.null:NullCandidate",
-    "openai": "candidates.openai_family:OpenAICandidate",
+    "salmonn": "candidates.families.salmonn:SalmonnCandidate",
+    "faster-whisper": "candidates.families.faster_whisper_asr:FasterWhisperCandidate",
+    "whisper": "candidates.families.whisper_hf:WhisperCandidate",
+    "pocketsphinx": "candidates.families.pocketsphinx_asr:PocketSphinxCandidate",
+    "hf-audiolm": "candidates.families.hf_audiolm:HfAudioLMCandidate",
+    "voxtral": "candidates.families.voxtral:VoxtralCandidate",
+    "qwen3-asr": "candidates.families.qwen3_asr:Qwen3AsrCandidate",
+    "granite-speech": "candidates.families.granite_speech:GraniteSpeechCandidate",
+    "null": "candidates.families.null:NullCandidate",
+    "openai": "candidates.families.openai_family:OpenAICandidate",
 }
 
 
@@ -46,24 +46,6 @@ class RegistryError(Exception):
     """A candidate cannot be found or its config is wrong; the message says what to do."""
 
 
-@dataclass
-class CandidateSpec:
-    """Everything needed to build a candidate in another process."""
-
-    name: str
-    family: str | None  # None for entry-point candidates that build themselves
-    description: str = ""
-    tasks: list[str] = field(default_factory=list)
-    recipe: list[str] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
-    source: str = ""  # "builtin:<file>", "file:<path>" or "entry-point:<dist>"
-    entry_point: str | None = None  # "module:attr" of an entry-point candidate (family None)
-    # Where an exported candidate came from (`bench.py export` writes it): source candidate and
-    # recipe, created_at, lalm_bench_version. Not read by families; kept in the run record.
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _load_object(target: str) -> Any:
@@ -74,14 +56,6 @@ def _load_object(target: str) -> Any:
     return obj
 
 
-def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
-    """A TOML file's table, or `error` naming the file: missing, or invalid with the parser's reason."""
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{what} not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise error(f"{path}: invalid TOML: {err}") from None
 
 
 def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:

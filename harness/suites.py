@@ -25,8 +25,10 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-DEMO_DATA = Path(__file__).parent / "demo_data"
+DEMO_DATA = Path(__file__).parent / "data" / "demo_data"
 ENTRY_POINT_GROUP = "lalm_bench.suites"
+# What a suite (or `--long-audio`) does with audio longer than the model's window (harness/data/long_audio.py).
+LONG_AUDIO_MODES = ("chunk", "truncate", "fail")
 
 # metric(predictions, references) -> {"name": value, ...} or ({...}, ["notice", ...])
 Metric = Callable[[list[str], list[list[str]]], Any]
@@ -52,10 +54,9 @@ class Suite:
     def __post_init__(self):
         if not self.annotation_tasks:
             object.__setattr__(self, "annotation_tasks", (self.name,))
-        from harness.long_audio import MODES
-
-        if self.long_audio not in MODES:
-            raise ValueError(f"suite {self.name!r}: long_audio must be one of {', '.join(MODES)}, not {self.long_audio!r}")
+        if self.long_audio not in LONG_AUDIO_MODES:
+            raise ValueError(f"suite {self.name!r}: long_audio must be one of {', '.join(LONG_AUDIO_MODES)}, "
+                             f"not {self.long_audio!r}")
 
 
 # Prompts are the competition's (DESIGN.md section 5), typo included, so scores are comparable.

@@ -16,7 +16,7 @@ SUPPORTED_SCHEMA = 1
 STATUSES = ("ok", "partial", "failed")
 # Keys the leaderboard cannot do without; everything else may be absent or null.
 REQUIRED_KEYS = ("run_id", "candidate", "status")
-LOAD_KIND = "load"  # `kind` of a load-test record (harness/loadtest.py)
+LOAD_KIND = "load"  # `kind` of a load-test record (harness/serve/loadtest.py)
 
 
 def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:

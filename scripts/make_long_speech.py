@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Assemble the long real-speech recording in ``harness/demo_data/long_speech``.
+"""Assemble the long real-speech recording in ``harness/data/demo_data/long_speech``.
 
 Long-audio handling (``run --long-audio``) must be tested on real human speech longer than
 Whisper's 30 s window. The only real, transcribed speech available offline here is the test
@@ -15,7 +15,7 @@ This script lays those twelve utterances out on one 74 s track with silences bet
 
 Get the source data with ``pip download --no-deps --no-binary :all: pocketsphinx==5.1.1`` (the
 sdist; unpack it; its ``test/data`` folder is SRC) and run
-``python scripts/make_long_speech.py SRC [--out harness/demo_data/long_speech]``.
+``python scripts/make_long_speech.py SRC [--out harness/data/demo_data/long_speech]``.
 Output: ``long_speech.flac`` (16 kHz mono 16-bit), ``segments.tsv`` (start, end, source, text)
 and ``long_speech.json`` (one annotation entry whose reference is every utterance in order).
 """
@@ -63,7 +63,7 @@ def read(path: Path) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path, help="the test/data folder of the pocketsphinx 5.1.1 sdist")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "harness/demo_data/long_speech")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "harness/data/demo_data/long_speech")
     args = parser.parse_args()
     track = np.zeros(int(DURATION_S * RATE), dtype=np.float32)
     rows = []

@@ -1,4 +1,4 @@
-"""Saves the tiny random Qwen2-Audio (candidates/qwen2_audio_tiny.py, fixed seed) in the layout
+"""Saves the tiny random Qwen2-Audio (candidates/checkpoints/qwen2_audio_tiny.py, fixed seed) in the layout
 vLLM loads, with the transformers of the vLLM venv:
 
     VLLM_VENV/bin/python scripts/make_vllm_tiny_model.py OUT_DIR
@@ -45,7 +45,7 @@ def rename_keys(folder: Path) -> int:
 
 
 def main(out: str) -> None:
-    from candidates.qwen2_audio_tiny import build
+    from candidates.checkpoints.qwen2_audio_tiny import build
     from harness.paths import build_once
 
     def build_for_vllm(folder: Path) -> None:

@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--url", help="an already running server (default: start one)")
     parser.add_argument("--json", action="store_true", help="print every request as JSON too")
     args = parser.parse_args()
-    speech = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
+    speech = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))
     clips, warmup_clip = speech[: args.clips], speech[-1]
     if args.url:
         rows = measure(args.url, args.candidate, clips, warmup_clip, args.warmup)

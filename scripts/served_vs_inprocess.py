@@ -68,7 +68,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     inproc = bench_run(args.candidate, args.out / "inprocess", args.threads, args.repeat, args.limit, args.device)
-    speech = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
+    speech = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))
     with served("-c", args.candidate, "--threads", str(args.threads), "--device", args.device) as server:
         toml = args.out / "served.toml"
         toml.write_text(

@@ -53,7 +53,7 @@ def whisper_tiny_hf_run(tmp_path_factory, model_cache) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="session")
 def whisper_tiny_run(tmp_path_factory, model_cache) -> subprocess.CompletedProcess:
-    """One real `bench.py run -c whisper-tiny` on the first 6 demo clips (harness/demo_data/asr.json,
+    """One real `bench.py run -c whisper-tiny` on the first 6 demo clips (harness/data/demo_data/asr.json,
     no warm-up), shared by the tests that compare another path's metrics against it."""
     results = tmp_path_factory.mktemp("whisper_tiny")
     return bench("run", "-c", "whisper-tiny", "--limit", "6", "--warmup", "0", "--results", str(results))

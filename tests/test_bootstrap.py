@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from harness import bootstrap, metrics
+from harness.score import bootstrap, metrics
 
 
 def test_1000_draws_over_3000_samples_under_2_s():

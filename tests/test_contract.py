@@ -8,7 +8,8 @@ import pytest
 
 from harness.candidate import HOOKS, Candidate, overrides
 from harness.options import OptionsError, parse_options
-from harness.registry import CandidateSpec, RegistryError, build, spec_from_toml
+from harness.registry import RegistryError, build, spec_from_toml
+from harness.spec import CandidateSpec
 from harness.types import Generation
 from tests.conftest import bench, install_distribution
 

@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from bench import cli
-from harness.data import Problem
-from harness.runner import SuitePlan
-from harness.scoring import run_coverage, score_suite
+from harness.data.errors import Problem
+from harness.run.plan import SuitePlan
+from harness.score.scoring import run_coverage, score_suite
 from harness.suites import SUITES, Suite
 from harness.types import Sample
 from tests.conftest import REPO, bench, install_distribution, run_record_path
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").iterdir())
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").iterdir())
 
 PLUGIN = '''
 from harness.candidate import Candidate

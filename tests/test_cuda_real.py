@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from harness import gpu
+from harness.measure import gpu
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU: run scripts/gpu_check.sh on a GPU machine")

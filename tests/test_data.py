@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.data import AudioError, DataError, load_annotation_json, load_audio
+from harness.data.annotation import load_annotation_json
+from harness.data.audio import load_audio
+from harness.data.errors import AudioError, DataError
 from harness.suites import DEMO_DATA
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from harness.data import DataError, load_annotation_json
+from harness.data.annotation import load_annotation_json
+from harness.data.errors import DataError
 from tests.test_data import tone
 
 

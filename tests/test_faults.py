@@ -16,7 +16,7 @@ import soundfile as sf
 
 from tests.conftest import REPO, bench, run_record_path
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").iterdir())
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").iterdir())
 
 
 def write_annotation(path, entries):
@@ -178,7 +178,7 @@ def test_two_runs_into_one_folder_at_once(plugin_site, tmp_path):
 
 
 def test_pickle_checkpoints_are_refused_unless_allowed(tmp_path):
-    from candidates.transformers_base import check_checkpoint
+    from candidates.families.transformers_base import check_checkpoint
 
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04")

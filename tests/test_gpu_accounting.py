@@ -3,7 +3,7 @@
 There is no GPU on the test machine, so torch.cuda's device properties and the `pynvml` module
 are FAKED here (the one thing mocked): four physical GPUs, of which the scheduler handed this
 process physical GPU 3 as torch's `cuda:0` (CUDA_VISIBLE_DEVICES=3), as Ray, Slurm and
-Kubernetes do. The code under test is the real harness.gpu.
+Kubernetes do. The code under test is the real harness.measure.gpu.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from types import ModuleType, SimpleNamespace
 import pytest
 import torch
 
-from harness import gpu
-from harness.quality_pass import merge_gpu_peaks
+from harness.measure import gpu
+from harness.measure.quality_pass import merge_gpu_peaks
 
 MB = 1024 * 1024
 

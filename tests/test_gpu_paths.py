@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import gpu
+from harness.measure import gpu
 
 
 def test_cpu_has_no_sync_and_no_nvml():

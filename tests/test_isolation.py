@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO, bench, run_record_path
 
-GOOD = sorted((REPO / "harness" / "demo_data" / "speech").iterdir())[0]
+GOOD = sorted((REPO / "harness" / "data" / "demo_data" / "speech").iterdir())[0]
 
 
 def data_with(tmp_path, fatal_id: str):

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.data import DataError, load_annotation_json, load_audio
-from harness.loaders import detect_format, load_data
+from harness.data.annotation import load_annotation_json
+from harness.data.audio import load_audio
+from harness.data.errors import DataError
+from harness.data.loaders import detect_format, load_data
 from harness.suites import DEMO_DATA
 
 CLIPS = {  # file name -> (rate, channels, seconds, five captions)
@@ -196,7 +198,7 @@ def test_hf_asr_columns_and_bad_references(tmp_path, clips):
     samples, problems = load_data(tmp_path / "asr.parquet")
     assert [(s.sample_id, s.task, s.references) for s in samples] == [("u1", "asr", ["hello there"])]
     assert len(problems) == 2 and all("duplicate id" in str(p) for p in problems)
-    from harness.data import AudioError
+    from harness.data.errors import AudioError
 
     with pytest.raises(AudioError, match="row out of range"):
         load_audio(f"parquet:{tmp_path / 'asr.parquet'}::99")

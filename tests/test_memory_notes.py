@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.memory import peak_phase
+from harness.measure.memory import peak_phase
 from leaderboard.memory_notes import memory_phase_notes
 
 

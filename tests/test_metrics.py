@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import metrics
+from harness.score import metrics
 
 
 def test_wer_uses_the_whisper_normalizer():
@@ -64,7 +64,7 @@ def test_caption_metrics_load_only_aac_metrics_text_metrics_and_match_the_full_p
     refs = [["a dog barks loudly", "a dog is barking"], ["wind blows hard", "strong wind blowing"]]
     cands = ["a dog barks", "wind blows"]
     code = (
-        "import json, sys\nfrom harness import metrics\n"
+        "import json, sys\nfrom harness.score import metrics\n"
         f"cands, refs = {cands!r}, {refs!r}\n"
         "light, _ = metrics.caption_metrics(cands, refs)\n"
         "heavy = [m for m in ('transformers', 'sentence_transformers', 'torchmetrics') if m in sys.modules]\n"

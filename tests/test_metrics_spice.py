@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness import metrics
+from harness.score import metrics
 
 LIB_JARS = [  # what aac-metrics 0.5.4 checks for in aac-metrics/spice/lib
     "ejml-0.23.jar", "fst-2.47.jar", "guava-19.0.jar", "hamcrest-core-1.3.jar", "jackson-core-2.5.3.jar",

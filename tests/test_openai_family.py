@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import load_audio
-from harness.registry import CandidateSpec, RegistryError, build, spec_from_toml
-from harness.timing import TokenTimer
+from harness.data.audio import load_audio
+from harness.measure.timing import TokenTimer
+from harness.registry import RegistryError, build, spec_from_toml
+from harness.spec import CandidateSpec
 from harness.types import Request
 from tests.conftest import REPO, bench, run_record_path
 from tests.scripted_openai_server import expected_timing, recorded_requests, running
 
 pytest.importorskip("openai", reason="family 'openai' needs the openai client: pip install 'lalm-bench[openai]'")
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))
 # Several tokens per chunk (15 tokens in 7 chunks): a chunk count would give the wrong TPOT.
 TIMED = {
     "first_delay_s": 1.5,
@@ -109,7 +110,7 @@ def test_audio_url_flac_encoding_and_repeats_are_sent_as_new_bytes():
 
 
 def test_memory_is_null_with_the_reason_without_server_pid_and_nota2025_is_unsupported():
-    from harness.protocols import measure_nota2025
+    from harness.measure.nota2025 import measure_nota2025
 
     model = candidate("http://127.0.0.1:9/v1")
     memory = model.external_memory()
@@ -119,7 +120,7 @@ def test_memory_is_null_with_the_reason_without_server_pid_and_nota2025_is_unsup
 
 
 def test_unreachable_server_and_unknown_model_fail_load_clearly():
-    from candidates.openai_family import ServedModelError
+    from candidates.families.openai_family import ServedModelError
 
     with pytest.raises(ServedModelError, match=r"cannot reach http://127.0.0.1:9/v1 .*is the server running"):
         candidate("http://127.0.0.1:9/v1", timeout_s=5).load("served")
@@ -257,7 +258,7 @@ def test_server_memory_on_a_gpu_comes_from_nvml_or_is_null_with_the_reason(monke
     import os
     import sys
 
-    from harness.served import ProcessTreeMemory
+    from harness.serve.client import ProcessTreeMemory
 
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml({os.getpid(): 3000 * 1024 * 1024, 1: 7 * 1024 * 1024}))
     tree = ProcessTreeMemory(os.getpid())  # this test process stands for the server

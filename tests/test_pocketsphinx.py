@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.registry import CandidateSpec
+from harness.spec import CandidateSpec
 from harness.types import SAMPLE_RATE, Request
 from tests.conftest import REPO, bench, run_record_path
 
 pytest.importorskip("pocketsphinx")
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))
 
 
 @pytest.fixture(scope="module")
 def candidate():
-    from candidates.pocketsphinx_asr import PocketSphinxCandidate
+    from candidates.families.pocketsphinx_asr import PocketSphinxCandidate
 
     cand = PocketSphinxCandidate(CandidateSpec(name="pocketsphinx", family="pocketsphinx"))
     cand.load("cpu")
@@ -27,7 +27,7 @@ def candidate():
 
 
 def test_two_utterances_one_callback_each(candidate):
-    refs = {a["testset_id"]: a["text"] for a in json.loads((REPO / "harness/demo_data/asr.json").read_text())["annotation"]}
+    refs = {a["testset_id"]: a["text"] for a in json.loads((REPO / "harness/data/demo_data/asr.json").read_text())["annotation"]}
     for path in SPEECH[:2]:
         audio, rate = sf.read(path, dtype="float32")
         assert rate == SAMPLE_RATE
@@ -52,7 +52,7 @@ def test_weight_bytes_are_its_model_files(candidate):
 
 
 def test_recipes_refused():
-    from candidates.pocketsphinx_asr import PocketSphinxCandidate
+    from candidates.families.pocketsphinx_asr import PocketSphinxCandidate
 
     with pytest.raises(ValueError, match="not supported"):
         PocketSphinxCandidate(CandidateSpec(name="x", family="pocketsphinx", recipe=["int8"]))

@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from bench import cli
-from harness import metrics
 from harness.candidate import Candidate
-from harness.protocols import measure_nota2025, nota_caption, nota_wer
+from harness.measure.nota2025 import measure_nota2025
+from harness.score import metrics
+from harness.score.nota2025 import nota_caption, nota_wer
 
 
 class ScriptedDecoder(Candidate):

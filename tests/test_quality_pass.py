@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.data import audio_duration_s
-from harness.quality_pass import select_for_timing
+from harness.data.audio import audio_duration_s
+from harness.measure.quality_pass import select_for_timing
 from tests.conftest import REPO, bench, install_distribution, run_record_path
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").iterdir())
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").iterdir())
 
 BATCHER = '''
 import json
@@ -166,9 +166,9 @@ def test_batched_predictions_equal_batch_1_and_timing_stays_at_batch_1(batcher_e
         assert r["ttft_ms"] is None and r["tpot_ms"] is None and r["e2e_ms"] is None and r["audio_s"] > 0
 
     # timing: the chosen 3 clips, one by one after one warm-up request, through TokenTimer
-    demo = json.loads((REPO / "harness" / "demo_data" / "asr.json").read_text())["annotation"][:10]
+    demo = json.loads((REPO / "harness" / "data" / "demo_data" / "asr.json").read_text())["annotation"][:10]
     expected = select_for_timing(
-        [(e["testset_id"], audio_duration_s(str(REPO / "harness" / "demo_data" / e["path"]))) for e in demo], 3, "asr")
+        [(e["testset_id"], audio_duration_s(str(REPO / "harness" / "data" / "demo_data" / e["path"]))) for e in demo], 3, "asr")
     efficiency = record["efficiency"]
     assert efficiency["timing"]["timed_samples"] == {"asr": expected} and efficiency["timing"]["batch_size"] == 1
     singles = [c["ids"][0] for c in _calls(log) if c["kind"] == "single"]

@@ -1,5 +1,5 @@
-"""Int8 token embeddings and heads (recipe step `embed-int8:PART`, candidates/quant_embed.py) and
-audio-context trimming (`audio-ctx:encoder:pad_s=S`, candidates/audio_ctx.py), on tiny models
+"""Int8 token embeddings and heads (recipe step `embed-int8:PART`, candidates/recipes/quant_embed.py) and
+audio-context trimming (`audio-ctx:encoder:pad_s=S`, candidates/recipes/audio_ctx.py), on tiny models
 built from configs and on the real Whisper tiny.en feature extractor."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from candidates import recipes
-from candidates.quant_embed import Int8Embedding, Int8Linear, Int8TiedHead, quantize_embeddings, quantize_rows
-from harness.memory import tensor_bytes
+from candidates.recipes.quant_embed import Int8Embedding, Int8Linear, Int8TiedHead, quantize_embeddings, quantize_rows
+from harness.measure.memory import tensor_bytes
 
 WHISPER_PARTS = {"encoder": "model.encoder", "decoder": "model.decoder"}
 
@@ -56,7 +56,7 @@ def test_tied_head_reads_the_embedding_rows_and_stores_nothing_itself():
     embed, head = model.model.embed_tokens, model.lm_head
     assert isinstance(embed, Int8Embedding) and isinstance(head, Int8TiedHead) and head.tied_to is embed
     assert list(dict(head.named_buffers())) == []  # the rows live once, under the embedding's name
-    # harness/memory.py counts the int8 rows (1 byte each) and one fp32 scale per row, once.
+    # harness/measure/memory.py counts the int8 rows (1 byte each) and one fp32 scale per row, once.
     assert tensor_bytes(model) == fp32_bytes - 3000 * 64 * 4 + 3000 * 64 + 3000 * 4
     assert not any(k.startswith("lm_head") for k in model.state_dict())
     with torch.inference_mode():
@@ -114,7 +114,7 @@ def test_audio_ctx_is_refused_by_families_that_do_not_implement_it():
 
 
 def test_audio_ctx_encodes_the_clip_and_fills_the_window_with_encoded_silence():
-    from candidates.audio_ctx import SILENCE_LOG_MEL, _encode, feature_samples, trim_encoder_context
+    from candidates.recipes.audio_ctx import SILENCE_LOG_MEL, _encode, feature_samples, trim_encoder_context
 
     assert feature_samples(16000 * 3, 2.0, 16000, 30) == 16000 * 5  # 250 positions of 320 samples
     assert feature_samples(16000 * 3 + 1, 2.0, 16000, 30) == 16000 * 5 + 320
@@ -144,11 +144,11 @@ def test_trimmed_features_are_the_first_frames_of_the_full_window(model_cache):
     import soundfile as sf
     from transformers import WhisperFeatureExtractor
 
-    from candidates.audio_ctx import SILENCE_LOG_MEL, feature_samples
-    from candidates.whisper_convert import ensure_converted
+    from candidates.checkpoints.whisper_convert import ensure_converted
+    from candidates.recipes.audio_ctx import SILENCE_LOG_MEL, feature_samples
     from tests.conftest import REPO
 
-    audio, rate = sf.read(REPO / "harness" / "demo_data" / "speech" / "asr0001.flac", dtype="float32")
+    audio, rate = sf.read(REPO / "harness" / "data" / "demo_data" / "speech" / "asr0001.flac", dtype="float32")
     extractor = WhisperFeatureExtractor.from_pretrained(ensure_converted())
     full = extractor(audio, sampling_rate=rate, return_tensors="pt").input_features
     n = feature_samples(len(audio), 2.0, rate, 30)

@@ -8,7 +8,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from candidates import recipes
 from candidates.recipes import RecipeError
-from harness.memory import tensor_bytes
+from harness.measure.memory import tensor_bytes
 
 PARTS = {"llm": "llm", "encoder": "audio_encoder", "adapter": "window_qformer"}
 
@@ -86,8 +86,8 @@ def test_prune_bounds():
 # --- every recipe on the tiny SALMONN-style model, loaded in this process -------------------------
 
 def _load_salmonn(recipe: list[str]):
-    from candidates.salmonn import SalmonnCandidate
-    from harness.registry import CandidateSpec
+    from candidates.families.salmonn import SalmonnCandidate
+    from harness.spec import CandidateSpec
 
     candidate = SalmonnCandidate(CandidateSpec(name="t", family="salmonn", recipe=recipe))
     candidate.prepare()
@@ -116,7 +116,7 @@ def _part_state(candidate, part_path):
 def test_each_recipe_shrinks_its_part_only(salmonn_fp32, recipe, part, max_ratio):
     if recipe[0].startswith("torchao"):
         pytest.importorskip("torchao")
-    from candidates.salmonn import PARTS
+    from candidates.families.salmonn import PARTS
 
     base = salmonn_fp32.weight_bytes_by_part()
     candidate = _load_salmonn(recipe)
@@ -145,7 +145,8 @@ def test_bf16_halves_every_float_part(salmonn_fp32):
 
 
 def _demo_request():
-    from harness.data import load_annotation_json, load_audio
+    from harness.data.annotation import load_annotation_json
+    from harness.data.audio import load_audio
     from harness.suites import SUITES
     from harness.types import Request
 

@@ -54,7 +54,7 @@ def test_entry_point_plugin_is_listed_and_runs(plugin_site, tmp_path):
 
 
 def test_bad_samples_fail_alone_and_the_run_goes_on(plugin_site, tmp_path):
-    audio = REPO / "harness" / "demo_data" / "speech"
+    audio = REPO / "harness" / "data" / "demo_data" / "speech"
     good = sorted(audio.iterdir())[0]
     (tmp_path / "not_audio.wav").write_text("hello")
     data = tmp_path / "data.json"

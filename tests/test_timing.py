@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.timing import TokenTimer, latency_ms, summarize
+from harness.measure.timing import TokenTimer, latency_ms, summarize
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.memory import tensor_bytes
+from harness.measure.memory import tensor_bytes
 
 
 def two_linears() -> nn.Module:

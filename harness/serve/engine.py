@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.candidate import Candidate
-from harness.timing import RequestTiming, TokenTimer
+from harness.measure.timing import RequestTiming, TokenTimer
 from harness.types import Generation, Request
 
 
@@ -100,11 +100,12 @@ def model_main(conn, spec: dict[str, Any], device: str, stop_job) -> None:
     or ("failed", id, type, message). `stop_job` holds the id of a request whose client left."""
     import signal
 
-    from harness import gpu
-    from harness.kernel_primer import prime_torch_kernels
-    from harness.registry import CandidateSpec, build
-    from harness.runner import die_with_parent
-    from harness.worker import import_frameworks
+    from harness.measure import gpu
+    from harness.measure.kernel_primer import prime_torch_kernels
+    from harness.measure.worker import import_frameworks
+    from harness.registry import build
+    from harness.run.child import die_with_parent
+    from harness.spec import CandidateSpec
 
     # Ctrl-C and SIGTERM reach the whole process group: the server finishes the request in flight
     # and then closes this process, which must not die under it. A killed server kills it at once.

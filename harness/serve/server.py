@@ -63,20 +63,20 @@ def check_local_audio(folder: Path | None) -> None:
 
 def pin_threads(threads: int) -> None:
     """The thread settings of `bench.py run`'s measured child, applied to this process before torch loads."""
-    from harness.runner import _child_env
+    from harness.run.child import child_env
 
-    os.environ.update(_child_env(threads))
+    os.environ.update(child_env(threads))
 
 
 def run_prepare(spec) -> None:
     """The candidate's one-off `prepare` (e.g. weight conversion) in its own process, as `bench.py run` does."""
-    from harness.runner import REPO_ROOT, _child_env
+    from harness.run.child import REPO_ROOT, child_env
 
     with tempfile.TemporaryDirectory(prefix="lalm-serve-") as tmp:
         job = Path(tmp) / "job.json"
         job.write_text(json.dumps({"spec": spec.to_dict()}), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "harness.worker", "--prepare", str(job)],
-                              env=_child_env(int(os.environ.get("OMP_NUM_THREADS", "1"))), cwd=REPO_ROOT)
+        proc = subprocess.run([sys.executable, "-m", "harness.measure.worker", "--prepare", str(job)],
+                              env=child_env(int(os.environ.get("OMP_NUM_THREADS", "1"))), cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise ServeError(f"the prepare step of candidate {spec.name!r} failed (exit status {proc.returncode}); see its output above")
 

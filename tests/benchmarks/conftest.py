@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.data import load_annotation_json, load_audio
+from harness.data.annotation import load_annotation_json
+from harness.data.audio import load_audio
 from harness.suites import SUITES
 from harness.types import Request
 from tests.conftest import loaded  # noqa: F401 (the benchmarks import it from here)

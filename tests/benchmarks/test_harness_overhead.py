@@ -9,7 +9,7 @@ import time
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from harness.timing import TokenTimer
+from harness.measure.timing import TokenTimer
 from tests.benchmarks.conftest import loaded
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.candidate import Candidate
-from harness.registry import CandidateSpec
+from harness.spec import CandidateSpec
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 

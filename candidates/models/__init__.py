@@ -1,0 +1,1 @@
+"""Model code the families use: the SALMONN-style composite, audio-only processors."""

@@ -1,0 +1,148 @@
+"""Re-score a finished run without re-running the model.
+
+Rebuilds every `suites.*` block of run.json from the run's predictions.jsonl and job.json (the
+planned samples and their references) with the current metric code, e.g. to get SPIDEr into
+old runs once the SPICE jars are installed, or to apply a fixed scorer. The suite blocks'
+`efficiency` and the run's `efficiency` are measurements: they are kept as they are, never
+recomputed. The previous metrics go to `history`, newest last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.run import environment, store
+from harness.run.execute import JOB_FILE
+from harness.run.plan import plans_from_job
+from harness.score.scoring import run_coverage, score_suites
+
+
+class RescoreError(Exception):
+    """A run folder that cannot be re-scored; the message names the file and what to do."""
+
+
+@dataclass
+class RescoreResult:
+    run_id: str
+    run_dir: Path
+    changes: list[str] = field(default_factory=list)  # "asr.wer: 0.1 -> 0.2", one per change
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise RescoreError(f"{path}: not found; {what}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RescoreError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise RescoreError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def rescore_run(run_dir: Path, aac_cache: Path | None = None) -> RescoreResult:
+    """Re-scores one run folder; writes run.json (atomically) only when something changed."""
+    run_dir = Path(run_dir)
+    record = _read_json(run_dir / store.RUN_FILE, "a run folder holds run.json once its run has finished")
+    job = _read_json(run_dir / JOB_FILE, "it holds the planned samples and references that scoring needs; "
+                                         "runs written without it cannot be re-scored")
+    predictions_path = run_dir / store.PREDICTIONS_FILE
+    if not predictions_path.is_file():
+        raise RescoreError(f"{predictions_path}: not found; re-scoring reads the predictions from it")
+    protocol = str(record.get("protocol") or record.get("profile") or job.get("protocol") or "default")
+    cache = aac_cache or (job.get("options") or {}).get("aac_cache")
+    try:
+        plans = plans_from_job(job, cache)
+    except KeyError as err:
+        raise RescoreError(f"{run_dir / JOB_FILE}: no suite {err} among the registered suites "
+                           "(install the plugin that provides it)") from None
+    new = score_suites(plans, store.read_predictions(predictions_path), protocol)
+    old = record.get("suites") or {}
+    for name, block in new.items():
+        # Timings are measurements, never recomputed here; what the run recorded about its inputs
+        # (the prompt, long-audio handling) is kept as it was.
+        before = old.get(name) if isinstance(old.get(name), dict) else {}
+        block.pop("efficiency", None)
+        block.update({key: value for key, value in before.items() if key not in block})
+    new = json.loads(json.dumps(new))  # the values exactly as run.json will hold them
+    suites = {**old, **new}  # a suite the job does not name stays as it was
+    result = RescoreResult(str(record.get("run_id") or run_dir.name), run_dir)
+    result.changes = describe_changes(old, new)
+    coverage = run_coverage(suites)
+    if suites == old and record.get("coverage") == coverage:
+        return result
+    if not result.changes:
+        result.changes = ["metrics unchanged; record fields updated to the current format"]
+    history = list(record.get("history") or [])
+    history.append({
+        "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": environment.git_sha(),
+        "metrics": {name: block.get("metrics") for name, block in old.items() if isinstance(block, dict)},
+    })
+    updated = dict(record)
+    updated["suites"] = suites
+    updated["coverage"] = coverage
+    updated["history"] = history
+    store.write_json_atomic(run_dir / store.RUN_FILE, updated)
+    return result
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """One line per metric (and coverage) whose value changed, as "suite.metric: old -> new"."""
+    lines = []
+    for name in sorted(new):
+        before = old.get(name) if isinstance(old.get(name), dict) else {}
+        after = new[name]
+        if not before:
+            lines.append(f"{name}: new suite block (it was not in run.json)")
+        old_metrics, new_metrics = before.get("metrics") or {}, after.get("metrics") or {}
+        for key in [*new_metrics, *(k for k in old_metrics if k not in new_metrics)]:
+            if old_metrics.get(key, _MISSING) != new_metrics.get(key, _MISSING):
+                lines.append(f"{name}.{key}: {_change(old_metrics.get(key, _MISSING), new_metrics.get(key, _MISSING))}")
+        if before and before.get("coverage", _MISSING) != after.get("coverage", _MISSING):
+            lines.append(f"{name}.coverage: {_change(before.get('coverage', _MISSING), after.get('coverage'))}")
+    return lines
+
+
+def _change(old: Any, new: Any) -> str:
+    a, b = _fmt(old), _fmt(new)
+    if a == b:  # differs beyond 6 digits: show every digit
+        a, b = repr(old), repr(new)
+    return f"{a} -> {b}"
+
+
+_MISSING = object()
+
+
+def _fmt(value: Any) -> str:
+    if value is _MISSING:
+        return "absent"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def run_folders(results: Path) -> list[Path]:
+    """Every run folder under `results` that holds a finished run (run.json), oldest first."""
+    if not Path(results).is_dir():
+        raise RescoreError(f"results folder not found: {results}")
+    return sorted(p for p in Path(results).iterdir() if (p / store.RUN_FILE).is_file())
+
+
+def find_run(results: Path, run_id: str) -> Path:
+    """A run by folder path or run id under `results`."""
+    path = Path(run_id)
+    for candidate in (path, Path(results) / run_id):
+        if candidate.is_dir():
+            return candidate
+    raise RescoreError(f"no run {run_id!r}: neither a folder nor a run id in {results}")

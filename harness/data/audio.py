@@ -1,0 +1,146 @@
+"""Reading evaluation data: SALMONN-style annotation JSON and the audio it points at.
+
+The other formats (LibriSpeech, Clotho, AudioCaps, Hugging Face datasets) live in
+`harness.loaders`; every loader yields the same `Sample`.
+"""
+
+from __future__ import annotations
+
+import io
+from math import gcd
+
+import numpy as np
+
+from harness.data.errors import AudioError
+from harness.types import SAMPLE_RATE
+
+
+def load_audio(path: str) -> tuple[np.ndarray, int]:
+    """Any libsndfile format -> (float32 mono at 16 kHz, original sample rate).
+
+    `path` is a file path, or a reference into a Hugging Face dataset made by
+    `harness.loaders.hf` (`hf-disk:DIR::SPLIT::ROW` or `parquet:FILE::ROW`), whose stored
+    bytes are decoded with soundfile (no torchcodec needed). A WAV or FLAC file that holds fewer
+    frames than its header declares is refused as truncated, never scored as a shorter clip.
+    """
+    source = path
+    if path.startswith(("hf-disk:", "parquet:")):
+        from harness.data.loaders.hf import read_audio_bytes
+
+        try:
+            source = io.BytesIO(read_audio_bytes(path))
+        except AudioError:
+            raise
+        except Exception as err:
+            raise AudioError(f"cannot read audio {path}: {type(err).__name__}: {err}") from None
+    return _decode(source, path)
+
+
+def load_audio_bytes(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """The same for encoded audio held in memory (e.g. the base64 audio of an HTTP request);
+    `label` names it in error messages."""
+    return _decode(io.BytesIO(data), label)
+
+
+def _decode(source, label: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    try:
+        handle = sf.SoundFile(source)
+    except Exception as err:  # soundfile raises several types for unreadable files
+        raise AudioError(f"cannot decode audio {label}: {err}") from None
+    blocks, failure = [], None
+    with handle:
+        rate, declared = handle.samplerate, _declared_frames(source, handle)
+        while True:  # block by block, so a file that breaks half-way tells how much it held
+            try:
+                block = handle.read(8192, dtype="float32", always_2d=True)
+            except Exception as err:
+                failure = err
+                break
+            if not len(block):
+                break
+            blocks.append(block)
+    data = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
+    if declared is not None and data.shape[0] < declared:
+        raise AudioError(f"audio file {label} is truncated: header declares {declared} frames, file holds {data.shape[0]}")
+    if failure is not None:
+        raise AudioError(f"cannot decode audio {label}: {failure}")
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file {label} holds no samples")
+    mono = data.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioError(f"audio file {label} contains NaN or infinite samples")
+    if rate != SAMPLE_RATE:
+        # scipy's polyphase resampler (Kaiser-windowed FIR), anti-aliased
+        g = gcd(rate, SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32), rate
+
+
+def _declared_frames(source, handle) -> int | None:
+    """Frames the file's header promises, where the format states it: FLAC's STREAMINFO (which
+    libsndfile reports as is), WAV's data chunk size (libsndfile shortens it to what the file
+    holds, so the header is read here). None when the header does not say."""
+    if handle.format == "FLAC":
+        return handle.frames or None
+    if handle.format in ("WAV", "WAVEX"):
+        return _wav_declared_frames(source)
+    return None
+
+
+def _wav_declared_frames(source) -> int | None:
+    """Walks the RIFF chunks to the `data` chunk: its declared size / block align. None for
+    streaming writers' placeholder sizes (0 or 0xFFFFFFFF) and for what is not plain RIFF."""
+    import struct
+
+    if isinstance(source, io.BytesIO):
+        head = source.getvalue()[: 1 << 16]
+    else:
+        with open(source, "rb") as f:
+            head = f.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, None
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = struct.unpack("<H", head[pos + 20:pos + 22])[0]
+        if chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        pos += 8 + size + (size & 1)  # chunks are padded to an even size
+    return None
+
+
+def prime_audio_decoding() -> None:
+    """Decodes and resamples one short synthetic clip, so the imports (scipy.signal is ~70 MB)
+    and first-use allocations of the audio path happen before a measurement baseline."""
+    import soundfile as sf
+    from scipy.signal import resample_poly  # noqa: F401 (imported for its side effect: loaded now)
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(11_025, dtype=np.float32), 22_050, format="WAV", subtype="PCM_16")
+    buffer.seek(0)
+    _decode(buffer, "<primer>")
+
+
+def audio_duration_s(path: str) -> float | None:
+    """A clip's duration from its header (nothing decoded), or None when it cannot be read (the
+    sample then fails with its reason when it runs)."""
+    import soundfile as sf
+
+    try:
+        source = path
+        if path.startswith(("hf-disk:", "parquet:")):
+            from harness.data.loaders.hf import read_audio_bytes
+
+            source = io.BytesIO(read_audio_bytes(path))
+        info = sf.info(source)
+    except Exception:  # unreadable here means unreadable at run time too, where it is reported
+        return None
+    return info.frames / info.samplerate if info.samplerate and info.frames > 0 else None
+
+

@@ -1,0 +1,1 @@
+"""Scores from predictions: WER and caption metrics, suite scoring, bootstrap intervals, submission files."""
