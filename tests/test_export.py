@@ -79,6 +79,38 @@ def test_export_round_trip_gives_the_same_greedy_answers(recipe, fmt, requests, 
         assert stored <= 1.05 * source.weight_bytes()
 
 
+def test_nf4_export_after_the_cpu_repack_holds_the_canonical_layout(requests, tmp_path):
+    """bitsandbytes repacks NF4 weights for its AVX512-BF16 CPU kernel at the first forward, on such
+    CPUs only; an export after that must hold what an export before it holds (the scales rounded to
+    bf16 by the kernel). The repack is forced here as `Linear4bit.forward` does it, so that the
+    check runs on every CPU."""
+    import torch
+
+    bnb = pytest.importorskip("bitsandbytes")
+    from safetensors.torch import load_file
+
+    repack = getattr(bnb.functional, "_convert_weight_packed_for_cpu", None)
+    if repack is None:
+        pytest.skip("this bitsandbytes does not repack 4-bit weights for the CPU")
+    source = _whisper(["nf4:all"])
+    source.load("cpu")
+    linears = [m for m in source.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert linears and not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in linears)
+    source.export(tmp_path / "fresh", {})
+    for m in linears:
+        m.weight.data, m.weight.quant_state = repack(m.weight.data, m.weight.quant_state)
+    source.export(tmp_path / "repacked", {})
+    fresh, repacked = (load_file(tmp_path / folder / "model.safetensors") for folder in ("fresh", "repacked"))
+    assert fresh.keys() == repacked.keys()
+    for key, tensor in fresh.items():
+        assert (repacked[key].shape, repacked[key].dtype) == (tensor.shape, tensor.dtype), key
+        if key.endswith(".absmax"):
+            torch.testing.assert_close(repacked[key], tensor, rtol=2**-8, atol=0, msg=key)
+        else:
+            assert torch.equal(repacked[key], tensor), key
+    assert all(m.weight.quant_state.packing_format_for_cpu for m in linears)  # the live model is as it was
+
+
 def test_an_export_cannot_be_quantized_again(requests, tmp_path):
     from candidates.recipes.export import ExportError
 

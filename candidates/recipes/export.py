@@ -29,6 +29,7 @@ Steps that are not weights (`compile:`, `audio-ctx:`) are not baked in: the mani
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,13 +135,37 @@ def export_model(model, processor, out_dir: Path, steps: list[recipes.Step], app
                           "exported: transformers serializes the first, lalm-bench the others, not both in one file")
     if manifest.format == TRANSFORMERS:
         _check_transformers_serializable(model)
-        model.save_pretrained(out_dir, safe_serialization=True)
+        with _bnb_canonical_layout(model):
+            model.save_pretrained(out_dir, safe_serialization=True)
     else:
         _save_lalm(model, quantized, out_dir, manifest)
     if processor is not None:
         processor.save_pretrained(out_dir)
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+@contextmanager
+def _bnb_canonical_layout(model):
+    """On AVX512-BF16 CPUs bitsandbytes' `Linear4bit.forward` repacks the NF4 weight at the first
+    forward (`functional._convert_weight_packed_for_cpu`: nibbles re-blocked, absmax made a
+    transposed [K/blocksize, N] bf16 matrix). `Linear4bit._save_to_state_dict` undoes it with
+    `_convert_weight_packed_for_cpu_inverse`, which restores the weight but leaves a non-nested
+    absmax transposed, so the export got scrambled scales. Save the canonical layout, then repack."""
+    packed = [m.weight for m in model.modules()
+              if getattr(getattr(getattr(m, "weight", None), "quant_state", None), "packing_format_for_cpu", False)]
+    if packed:
+        from bitsandbytes.functional import _convert_weight_packed_for_cpu, _convert_weight_packed_for_cpu_inverse
+    for weight in packed:
+        nested = weight.quant_state.original_nested
+        weight.data, state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+        if not nested and state.absmax.dim() == 2:  # the inverse restores only a nested absmax
+            state.absmax = state.absmax.T.reshape(-1).float()  # quantize_4bit's flat float32 absmax
+    try:
+        yield
+    finally:
+        for weight in packed:  # as the next forward would: the live model keeps its packed layout
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu(weight.data, weight.quant_state)
 
 
 def _check_transformers_serializable(model) -> None:
