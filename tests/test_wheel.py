@@ -26,7 +26,7 @@ from tests.conftest import REPO, run_record_path
 
 pytestmark = pytest.mark.slow
 
-PACKAGES = ("harness", "candidates", "leaderboard", "records")  # records: once it exists
+PACKAGES = ("harness", "candidates", "leaderboard", "records")
 # Not built from: hidden entries (.git, venvs, caches) and outputs at the top; caches anywhere.
 TOP_LEVEL_SKIP = {"results", "report", "build", "dist"}
 ANYWHERE_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
@@ -115,7 +115,7 @@ def test_wheel_holds_every_module_and_data_file(built):
         for path in sorted((source / package).rglob("*")):
             if path.is_file() and not path.name.startswith(".") and "__pycache__" not in path.parts:
                 expected.append(path.relative_to(source).as_posix())
-    assert any(e.startswith("harness/executors/") for e in expected) and any(e.endswith(".flac") for e in expected)
+    assert any(e.startswith("harness/sweep/executors/") for e in expected) and any(e.endswith(".flac") for e in expected)
     missing = [e for e in expected if e not in names]
     assert not missing, (f"{len(missing)} file(s) of the source tree are not in {wheel.name} (a package left out of "
                          f"[tool.setuptools.packages.find], or data without a glob in package-data): {missing}")
@@ -130,12 +130,12 @@ def test_installed_console_script_runs_from_another_folder(venv, tmp_path):
     assert bin_script.is_file(), f"no console script lalm-bench in {bin_script.parent}"
 
     where = _check(subprocess.run(
-        [str(python), "-c", "import json, bench, harness, harness.executors, candidates, leaderboard; "
-         "print(json.dumps({'harness': list(harness.__path__), 'files': [bench.__file__, harness.executors.__file__, "
+        [str(python), "-c", "import json, bench, harness, harness.sweep.executors, candidates, leaderboard; "
+         "print(json.dumps({'harness': list(harness.__path__), 'files': [bench.__file__, harness.sweep.executors.__file__, "
          "candidates.__file__, leaderboard.__file__]}))"],
         capture_output=True, text=True, env=env, cwd=workdir, timeout=120), "import the installed packages")
     where = json.loads(where)
-    assert len(where["harness"]) == 1, f"harness (a namespace package) is spread over several folders: {where['harness']}"
+    assert len(where["harness"]) == 1, f"harness is imported from several folders: {where['harness']}"
     outside = [f for f in where["harness"] + where["files"] if not Path(f).resolve().is_relative_to(root.resolve())]
     assert not outside, f"imported from outside the new venv {root}: {outside}"
 

@@ -1,0 +1,19 @@
+"""Shared helpers of the record dataclasses: known fields in, unknown keys kept aside."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+def split_known(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the keys `cls` declares, every other key). The other keys come from a newer writer or a
+    plugin; records keep them in `extra` and write them back unchanged, so nothing is lost."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "extra"}
+    known = {k: v for k, v in data.items() if k in names}
+    return known, {k: v for k, v in data.items() if k not in names}
+
+
+def without_none(data: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    """`data` without the null values of optional keys; the keys in `keep` are always written."""
+    return {k: v for k, v in data.items() if v is not None or k in keep}

@@ -1,0 +1,61 @@
+"""One line of predictions.jsonl: one sample's answer, its timings, and what was done with its audio."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from records.fields import split_known, without_none
+
+# Present on every line, null when not measured (an error, or the batched quality pass).
+TIMING_FIELDS = ("n_tokens", "ttft_ms", "tpot_ms", "e2e_ms")
+ALWAYS = ("sample_id", "task", "prediction", "references", "reference", *TIMING_FIELDS, "audio_s", "error")
+
+
+@dataclass
+class Prediction:
+    sample_id: str
+    task: str
+    references: list[str] = field(default_factory=list)
+    prediction: str | None = None
+    n_tokens: int | None = None
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2e_ms: float | None = None
+    audio_s: float | None = None
+    error: str | None = None
+    # Written only when set:
+    original_sample_rate: int | None = None
+    audio_window_s: float | None = None  # the model's window, where the clip was longer (--long-audio)
+    truncated_to_s: float | None = None
+    chunks: int | None = None
+    overlap_s: float | None = None
+    unaligned_joins: int | None = None
+    quality_batch_size: int | None = None  # the batched quality pass (--batch-size)
+    info: dict[str, Any] | None = None  # the candidate's Generation.info
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str | None:
+        return self.references[0] if self.references else None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.task, self.sample_id
+
+    def clear_timings(self) -> None:
+        for name in TIMING_FIELDS:
+            setattr(self, name, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        data["reference"] = self.reference
+        ordered = {k: data[k] for k in ALWAYS} | {k: v for k, v in data.items() if k not in ALWAYS}
+        return without_none(ordered, ALWAYS) | extra
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prediction:
+        known, extra = split_known(cls, data)
+        extra.pop("reference", None)  # derived from references
+        return cls(**known, extra=extra)
