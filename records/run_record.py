@@ -8,11 +8,11 @@ missing field is null, an unknown one is kept in `extra` and written back as it 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from records.fields import split_known
-from records.schema import SCHEMA_VERSION, SUPPORTED_SCHEMAS
+from records.schema import SCHEMA_VERSION, SUPPORTED_SCHEMAS, RecordError
 
 STATUSES = ("ok", "partial", "failed")
 RUN_KIND = "run"
@@ -59,11 +59,29 @@ class RunRecord:
         block = (self.suites or {}).get(name)
         return block if isinstance(block, dict) else {}
 
+    # A read-only view by JSON key, for code written against run.json's JSON form (scripts,
+    # plugins, callers that pass plain dicts): `record["status"]`, `record.get("suites")`. The
+    # harness and the leaderboard read attributes.
+    def __getitem__(self, key: str) -> Any:
+        if key in self.extra:
+            return self.extra[key]
+        if key in _FIELD_NAMES and (getattr(self, key) is not None or key not in _OMITTED_WHEN_NULL):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         extra = data.pop("extra")
-        # Fields of one kind of record only are left out of the others, as before they were typed.
-        for key in ("executor", "load", "history", "restarts_after_sample_timeout", "trust"):
+        for key in _OMITTED_WHEN_NULL:
             if data[key] is None:
                 del data[key]
         if self.kind == RUN_KIND:
@@ -75,8 +93,6 @@ class RunRecord:
         """The typed record; RecordError names `where` and what makes the record unusable."""
         problem = problem_with(data)
         if problem:
-            from records.schema import RecordError
-
             raise RecordError(f"{where}: {problem}")
         data = dict(data)
         if "profile" in data and "protocol" not in data:  # records written before the rename
@@ -87,6 +103,17 @@ class RunRecord:
         known.setdefault("protocol", None)
         known["kind"] = known.get("kind") or RUN_KIND
         return cls(**known, extra=extra)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(RunRecord)) - {"extra"}
+# Fields of one kind of record only: left out of the others, as before they were typed.
+_OMITTED_WHEN_NULL = ("executor", "load", "history", "restarts_after_sample_timeout", "trust")
+_ABSENT = object()
+
+
+def as_run_record(record: RunRecord | dict[str, Any], where: str = "run record") -> RunRecord:
+    """`record` typed: a RunRecord as it is, a dict (run.json's JSON form) read with from_dict."""
+    return record if isinstance(record, RunRecord) else RunRecord.from_dict(record, where)
 
 
 def problem_with(record: Any) -> str | None:
