@@ -7,9 +7,9 @@ from typing import Any
 
 from records.fields import split_known, without_none
 
-# Present on every line, null when not measured (an error, or the batched quality pass).
-TIMING_FIELDS = ("n_tokens", "ttft_ms", "tpot_ms", "e2e_ms")
-ALWAYS = ("sample_id", "task", "prediction", "references", "reference", *TIMING_FIELDS, "audio_s", "error")
+# Measured per request: null after an error, and in the batched quality pass (untimed).
+TIMING_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms")
+ALWAYS = ("sample_id", "task", "prediction", "references", "reference", "n_tokens", *TIMING_FIELDS, "audio_s", "error")
 
 
 @dataclass
@@ -59,3 +59,8 @@ class Prediction:
         known, extra = split_known(cls, data)
         extra.pop("reference", None)  # derived from references
         return cls(**known, extra=extra)
+
+
+def as_prediction(line: Prediction | dict[str, Any]) -> Prediction:
+    """`line` typed: a Prediction as it is, a dict (a predictions.jsonl line) read with from_dict."""
+    return line if isinstance(line, Prediction) else Prediction.from_dict(line)

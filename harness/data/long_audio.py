@@ -173,17 +173,18 @@ def merge_transcripts(texts: list[str], overlap_s: float = OVERLAP_S) -> tuple[s
     return merged, unaligned
 
 
-def suite_summary(mode: str, records: list[dict], window_s: float | None) -> dict[str, Any]:
-    """The `long_audio` block of a suite in run.json: the mode and what it did to how many samples."""
-    longer = [r for r in records if r.get("audio_window_s") is not None]
-    window = window_s if window_s is not None else next((r["audio_window_s"] for r in longer), None)
+def suite_summary(mode: str, records: list, window_s: float | None) -> dict[str, Any]:
+    """The `long_audio` block of a suite in run.json: the mode and what it did to how many samples
+    (`records`: the suite's prediction lines, records.prediction.Prediction)."""
+    longer = [r for r in records if r.audio_window_s is not None]
+    window = window_s if window_s is not None else next((r.audio_window_s for r in longer), None)
     return {
         "mode": mode,
         "window_s": window,
         "overlap_s": overlap_for(window) if mode == "chunk" and window else None,
         "n_longer_than_window": len(longer),
-        "n_chunked": sum(1 for r in longer if r.get("chunks")),
-        "n_truncated": sum(1 for r in longer if r.get("truncated_to_s") is not None),
-        "n_refused": sum(1 for r in longer if r.get("error") and not r.get("chunks") and r.get("truncated_to_s") is None),
-        "n_unaligned_joins": sum(r.get("unaligned_joins", 0) for r in longer),
+        "n_chunked": sum(1 for r in longer if r.chunks),
+        "n_truncated": sum(1 for r in longer if r.truncated_to_s is not None),
+        "n_refused": sum(1 for r in longer if r.error and not r.chunks and r.truncated_to_s is None),
+        "n_unaligned_joins": sum(r.unaligned_joins or 0 for r in longer),
     }

@@ -1,13 +1,14 @@
 """The measured child process: loads one candidate and runs every sample of a job.
 
-Run as `python -m harness.worker JOB.json` (or with `--prepare` to build cached weights
+Run as `python -m harness.measure.worker JOB.json` (or with `--prepare` to build cached weights
 before measuring). It writes one line per sample to predictions.jsonl, flushed as it goes,
 and a worker.json with the load time and memory at the end. The parent does all scoring.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import os
 import sys
 import threading
@@ -23,11 +24,13 @@ from harness.measure import quality_pass
 from harness.measure.memory import RssTracker, release_free_heap
 from harness.measure.timing import TokenTimer
 from harness.registry import build
-from harness.run import store
 from harness.spec import CandidateSpec
 from harness.types import SAMPLE_RATE, Request
+from records import files
+from records.job import JobFile, JobSample, JobSuite
+from records.prediction import Prediction
+from records.worker_summary import WorkerSummary
 
-WORKER_FILE = "worker.json"
 # Exit status meaning "one sample hung and was recorded as failed: start a fresh child".
 SAMPLE_TIMEOUT_EXIT = 75
 
@@ -49,9 +52,9 @@ class SampleWatchdog:
         if limit_s:
             threading.Thread(target=self._watch, daemon=True).start()
 
-    def begin(self, task: str, sample: dict) -> None:
+    def begin(self, task: str, sample: JobSample) -> None:
         with self._lock:
-            self._current = (task, sample["sample_id"], time.monotonic(), sample.get("references", []))
+            self._current = (task, sample.sample_id, time.monotonic(), sample.references)
             self._scale = 1
 
     def begin_batch(self, size: int) -> None:
@@ -79,12 +82,10 @@ class SampleWatchdog:
                 if sample_id is None:  # a batch
                     os._exit(SAMPLE_TIMEOUT_EXIT)
                 with open(self.predictions, "a", encoding="utf-8") as out:
-                    store.append_jsonl(out, {
-                        "sample_id": sample_id, "task": task, "prediction": None, "references": references,
-                        "reference": references[0] if references else None, "n_tokens": None, "ttft_ms": None,
-                        "tpot_ms": None, "e2e_ms": None, "audio_s": None,
-                        "error": f"timed out after {self.limit_s:g} s (--sample-timeout-s); worker restarted",
-                    })
+                    files.append_prediction(out, Prediction(
+                        sample_id, task, references,
+                        error=f"timed out after {self.limit_s:g} s (--sample-timeout-s); worker restarted",
+                    ))
                 os._exit(SAMPLE_TIMEOUT_EXIT)
 
 
@@ -113,114 +114,195 @@ def _prime_harness(torch_kernels: bool = True) -> None:
         prime_torch_kernels()
 
 
-def run_job(job: dict) -> int:
-    from harness.measure import gpu
+# The child's steps, in the one order that measures right: everything before `baseline` (imports,
+# primed kernels, the family's preload, the bandwidth probe) is not the model's memory; the load
+# is timed and its peak kept apart from the requests'; the report comes after the last request.
+PHASES = ("setup", "preload", "baseline", "calibrate", "load", "inputs", "answer", "measure", "report")
 
-    run_dir = Path(job["run_dir"])
-    predictions = run_dir / store.PREDICTIONS_FILE
-    # Resumable: samples already recorded (by an earlier, killed child) are not run again.
-    done = {(r.get("task"), r.get("sample_id")): r for r in store.repair_jsonl(predictions)}
-    spec = CandidateSpec(**job["spec"])
-    candidate = build(spec)  # cheap by contract: no weights, no heavy imports
-    served_by = candidate.served_by()
-    if served_by is None:
-        import_frameworks()
-    _prime_harness(torch_kernels=served_by is None)
-    # A served model's device is its server's; this process is only the (timed) client.
-    device = "served" if served_by else gpu.resolve_device(job["device"])
-    summary: dict = {"status": "running", "device": device}
-    try:
-        candidate.preload()  # the family's imports and tokenizer: before the baseline, like the harness's
-    except Exception as err:  # a refused or missing checkpoint: the record says why, as for load
-        summary.update(status="failed", error=f"load failed: {type(err).__name__}: {err}")
-        store.write_json_atomic(run_dir / WORKER_FILE, summary)
-        raise
-    if overrides(candidate, "decoder_weight_bytes"):
-        from harness.measure.roofline import measure_bandwidth_gbps
 
-        # Before the memory baseline: the copy buffers must not count as the model's memory.
-        summary["bandwidth_gbps"] = measure_bandwidth_gbps(device)
-    rss = RssTracker()
-    rss.reset()
-    gpu.reset_peak(device)
-    with gpu.NvmlPoller(device) as nvml:
-        if candidate.needs_calibration():
-            summary["calibration_ids"] = _calibrate(candidate, job)
+class PhaseOrderError(RuntimeError):
+    """A phase of the measured child ran before the phases it needs (a bug in the harness)."""
+
+
+def phase(method):
+    """Marks a ChildRun method as the phase of its name, run only right after the one before it."""
+
+    @functools.wraps(method)
+    def run(self: ChildRun, *args, **kwargs):
+        name = method.__name__
+        expected = PHASES[len(self.done)] if len(self.done) < len(PHASES) else None
+        if name != expected:
+            raise PhaseOrderError(f"worker phase {name!r} out of order: next is {expected!r} (done: {self.done})")
+        result = method(self, *args, **kwargs)
+        self.done.append(name)
+        return result
+
+    return run
+
+
+class ChildRun:
+    """One job in the measured child, as named phases (PHASES) that run in their order."""
+
+    def __init__(self, job: JobFile):
+        self.job = job
+        self.done: list[str] = []
+        self.run_dir = Path(job.run_dir)
+        self.predictions = self.run_dir / files.PREDICTIONS_FILE
+        self.summary = WorkerSummary(status="running")
+        self.window = contextlib.ExitStack()  # the measured window: the NVML poller runs inside it
+
+    def run(self) -> int:
+        with self.window:
+            for name in PHASES:
+                getattr(self, name)()
+        return 0
+
+    def _fail(self, what: str, err: Exception) -> None:
+        """The run record shows why, not only worker.log's traceback."""
+        self.summary.status, self.summary.error = "failed", f"{what} failed: {type(err).__name__}: {err}"
+        files.write_worker_summary(self.run_dir, self.summary)
+
+    @phase
+    def setup(self) -> None:
+        from harness.measure import gpu
+
+        # Resumable: samples already recorded (by an earlier, killed child) are not run again.
+        self.done_samples = {p.key: p for p in files.repair_predictions(self.predictions)}
+        self.candidate = build(CandidateSpec(**self.job.spec))  # cheap by contract: no weights, no heavy imports
+        served_by = self.candidate.served_by()
+        if served_by is None:
+            import_frameworks()
+        _prime_harness(torch_kernels=served_by is None)
+        # A served model's device is its server's; this process is only the (timed) client.
+        self.device = "served" if served_by else gpu.resolve_device(self.job.device)
+        self.summary.device = self.device
+
+    @phase
+    def preload(self) -> None:
+        try:
+            self.candidate.preload()  # the family's imports and tokenizer: before the baseline, like the harness's
+        except Exception as err:  # a refused or missing checkpoint: the record says why, as for load
+            self._fail("load", err)
+            raise
+        if overrides(self.candidate, "decoder_weight_bytes"):
+            from harness.measure.roofline import measure_bandwidth_gbps
+
+            # Before the memory baseline: the copy buffers must not count as the model's memory.
+            self.summary.bandwidth_gbps = measure_bandwidth_gbps(self.device)
+
+    @phase
+    def baseline(self) -> None:
+        from harness.measure import gpu
+
+        self.rss = RssTracker()
+        self.rss.reset()
+        gpu.reset_peak(self.device)
+        self.nvml = self.window.enter_context(gpu.NvmlPoller(self.device))
+
+    @phase
+    def calibrate(self) -> None:
+        if self.candidate.needs_calibration():
+            self.summary.calibration_ids = _calibrate(self.candidate, self.job)
+
+    @phase
+    def load(self) -> None:
         t0 = time.perf_counter()
         try:
-            candidate.load(device)
-        except Exception as err:  # the run record shows why, not only worker.log's traceback
-            summary.update(status="failed", error=f"load failed: {type(err).__name__}: {err}")
-            store.write_json_atomic(run_dir / WORKER_FILE, summary)
+            self.candidate.load(self.device)
+        except Exception as err:
+            self._fail("load", err)
             raise
-        summary["load_s"] = time.perf_counter() - t0
+        self.summary.load_s = time.perf_counter() - t0
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
-        load_peak = rss.report()
-        heap_released = release_free_heap()  # what loading freed is not the model's memory
-        rss.restart_peak()
-        window_s = _settle_inputs(candidate, job, run_dir, summary)
-        sync = gpu.synchronizer(device)
-        if job.get("protocol") == "nota2025":
-            summary["nota2025"] = _nota2025(candidate, job, device, sync, rss, load_peak)
-        timer = TokenTimer(sync=sync)
-        watchdog = SampleWatchdog(job.get("sample_timeout_s"), predictions)
-        if job.get("batch_size", 1) > 1:  # batched quality pass, then batch-1 timing of chosen samples
+        self.load_peak = self.rss.report()
+        self.heap_released = release_free_heap()  # what loading freed is not the model's memory
+        self.rss.restart_peak()
+
+    @phase
+    def inputs(self) -> None:
+        from harness.measure import gpu
+
+        self.audio_window_s = _settle_inputs(self.candidate, self.job, self.run_dir, self.summary)
+        self.sync = gpu.synchronizer(self.device)
+        if self.job.protocol == "nota2025":
+            self.summary.nota2025 = _nota2025(self.candidate, self.job, self.device, self.sync, self.rss, self.load_peak)
+        self.timer = TokenTimer(sync=self.sync)
+        self.watchdog = SampleWatchdog(self.job.sample_timeout_s, self.predictions)
+
+    @phase
+    def answer(self) -> None:
+        candidate, job, timer, window_s = self.candidate, self.job, self.timer, self.audio_window_s
+        if job.batch_size > 1:  # batched quality pass, then batch-1 timing of chosen samples
             hooks = quality_pass.WorkerHooks(
                 run_one=lambda suite, sample: _run_sample_and_release(candidate, suite, sample, timer, window_s),
-                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, watchdog, window_s),
-                watchdog=watchdog, rss=rss, nvml=nvml,
+                warm_up=lambda done_now: _warm_up(candidate, job, timer, done_now, self.watchdog, window_s),
+                watchdog=self.watchdog, rss=self.rss, nvml=self.nvml,
             )
-            summary["quality_pass"] = quality_pass.run_batched(candidate, job, device, done, hooks)
-        else:
-            _warm_up(candidate, job, timer, done, watchdog, window_s)
-            with open(predictions, "a", encoding="utf-8") as out:
-                for suite in job["suites"]:
-                    for sample in suite["samples"]:
-                        if (suite["name"], sample["sample_id"]) in done:
-                            continue
-                        watchdog.begin(suite["name"], sample)
-                        record = _run_sample_and_release(candidate, suite, sample, timer, window_s)
-                        watchdog.end()
-                        store.append_jsonl(out, record)
-    summary["memory"] = rss.report(load_peak)
-    summary["memory"]["heap_released_between_requests"] = heap_released
-    if device.startswith("cuda"):
-        summary["memory"].update(gpu.peak_report(device))
-        quality_pass.merge_gpu_peaks(summary["memory"], summary.get("quality_pass") or {})
-    summary["memory"].update(nvml.report())
-    summary["weights_bytes"] = candidate.weight_bytes()
-    summary["weights_bytes_by_part"] = candidate.weight_bytes_by_part()
-    summary["decoder_weights_bytes"] = candidate.decoder_weight_bytes()
-    summary["recipe_applied"] = candidate.recipe_applied()
-    summary["candidate_info"] = candidate.run_info()
-    summary["external_memory"] = candidate.external_memory()
-    candidate.close()
-    summary["device_name"] = candidate.served_by() or gpu.device_name(device)  # after load: names resolved
-    summary["gpu"] = gpu.identity(device)
-    summary["status"] = "ok"
-    store.write_json_atomic(run_dir / WORKER_FILE, summary)
-    return 0
+            self.summary.quality_pass = quality_pass.run_batched(candidate, job, self.device, self.done_samples, hooks)
+            return
+        _warm_up(candidate, job, timer, self.done_samples, self.watchdog, window_s)
+        with open(self.predictions, "a", encoding="utf-8") as out:
+            for suite in job.suites:
+                for sample in suite.samples:
+                    if (suite.name, sample.sample_id) in self.done_samples:
+                        continue
+                    self.watchdog.begin(suite.name, sample)
+                    prediction = _run_sample_and_release(candidate, suite, sample, timer, window_s)
+                    self.watchdog.end()
+                    files.append_prediction(out, prediction)
+
+    @phase
+    def measure(self) -> None:
+        from harness.measure import gpu
+
+        self.window.close()  # the NVML poller stops: its peaks are final
+        memory = self.rss.report(self.load_peak)
+        memory["heap_released_between_requests"] = self.heap_released
+        if self.device.startswith("cuda"):
+            memory.update(gpu.peak_report(self.device))
+            quality_pass.merge_gpu_peaks(memory, self.summary.quality_pass or {})
+        memory.update(self.nvml.report())
+        candidate, summary = self.candidate, self.summary
+        summary.memory = memory
+        summary.weights_bytes = candidate.weight_bytes()
+        summary.weights_bytes_by_part = candidate.weight_bytes_by_part()
+        summary.decoder_weights_bytes = candidate.decoder_weight_bytes()
+        summary.recipe_applied = candidate.recipe_applied()
+        summary.candidate_info = candidate.run_info()
+        summary.external_memory = candidate.external_memory()
+        candidate.close()
+        summary.device_name = candidate.served_by() or gpu.device_name(self.device)  # after load: names resolved
+        summary.gpu = gpu.identity(self.device)
+
+    @phase
+    def report(self) -> None:
+        self.summary.status = "ok"
+        files.write_worker_summary(self.run_dir, self.summary)
 
 
-def _run_sample_and_release(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer,
-                            window_s: float | None) -> dict:
-    record = _run_sample(candidate, suite, sample, timer, window_s)
+def run_job(job: JobFile) -> int:
+    return ChildRun(job).run()
+
+
+def _run_sample_and_release(candidate: Candidate, suite: JobSuite, sample: JobSample, timer: TokenTimer,
+                            window_s: float | None) -> Prediction:
+    prediction = _run_sample(candidate, suite, sample, timer, window_s)
     release_free_heap()  # untimed: the next request's peak starts from live memory
-    return record
+    return prediction
 
 
-def _settle_inputs(candidate: Candidate, job: dict, run_dir: Path, summary: dict) -> float | None:
+def _settle_inputs(candidate: Candidate, job: JobFile, run_dir: Path, summary: WorkerSummary) -> float | None:
     """After load: the prompt each suite uses (`--prompts`) and the model's audio window
     (`--long-audio`); the prompts are written at once, so a crash later still records them."""
-    resolved = prompts.resolve(candidate, job["suites"], job.get("prompts", "suite"))
-    for suite in job["suites"]:
-        suite["prompt"] = resolved[suite["name"]]["text"]
-    store.write_json_atomic(run_dir / prompts.PROMPTS_FILE, resolved)
-    summary["audio_window_s"] = candidate.audio_window_s()
-    return summary["audio_window_s"]
+    resolved = prompts.resolve(candidate, [s.to_dict() for s in job.suites], job.prompts)
+    for suite in job.suites:
+        suite.prompt = resolved[suite.name]["text"]
+    files.write_json_atomic(run_dir / prompts.PROMPTS_FILE, resolved)
+    summary.audio_window_s = candidate.audio_window_s()
+    return summary.audio_window_s
 
 
-def _nota2025(candidate: Candidate, job: dict, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
+def _nota2025(candidate: Candidate, job: JobFile, device: str, sync, rss: RssTracker, load_peak: dict) -> dict:
     """The organiser's efficiency loop; its peak counter includes the model load, as theirs did."""
     from harness.measure import gpu
     from harness.measure.nota2025 import measure_nota2025
@@ -230,47 +312,51 @@ def _nota2025(candidate: Candidate, job: dict, device: str, sync, rss: RssTracke
             return gpu.peak_report(device)["max_allocated_mb"]
         return max(load_peak["rss_peak_above_baseline_mb"], rss.report()["rss_peak_above_baseline_mb"])
 
-    return measure_nota2025(candidate, job["nota_prompt"], sync, peak_mb)
+    return measure_nota2025(candidate, job.nota_prompt, sync, peak_mb)
 
 
-def _calibrate(candidate: Candidate, job: dict, n: int = 4) -> list[str]:
+def _request(suite: JobSuite, sample: JobSample, audio) -> Request:
+    return Request(sample.sample_id, audio, suite.name, suite.prompt, suite.max_new_tokens)
+
+
+def _calibrate(candidate: Candidate, job: JobFile, n: int = 4) -> list[str]:
     """Hands the first few readable samples of the first suite to recipes that need activations."""
-    suite = job["suites"][0]
+    suite = job.suites[0]
     requests = []
-    for sample in suite["samples"]:
+    for sample in suite.samples:
         try:
-            audio, _ = load_audio(sample["audio_path"])
+            audio, _ = load_audio(sample.audio_path)
         except AudioError:
             continue
-        requests.append(Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"]))
+        requests.append(_request(suite, sample, audio))
         if len(requests) == n:
             break
     candidate.set_calibration(requests)
     return [r.sample_id for r in requests]
 
 
-def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, watchdog: SampleWatchdog,
-             window_s: float | None) -> None:
+def _warm_up(candidate: Candidate, job: JobFile, timer: TokenTimer, done: dict[tuple[str, str], Prediction],
+             watchdog: SampleWatchdog, window_s: float | None) -> None:
     """Runs one sample `warmup` times; nothing from it is recorded.
 
     It prefers a sample an earlier child already predicted (known good), and never one that
     already failed, so a resumed run cannot hang again in its warm-up.
     """
-    if job["warmup"] <= 0:
+    if job.warmup <= 0:
         return
-    candidates = [(s, x) for s in job["suites"] for x in s["samples"]]
-    good = [c for c in candidates if (done.get((c[0]["name"], c[1]["sample_id"])) or {}).get("error") is None]
-    fresh = [c for c in good if (c[0]["name"], c[1]["sample_id"]) in done]
+    pairs = [(s, x) for s in job.suites for x in s.samples]
+    good = [c for c in pairs if (c[0].name, c[1].sample_id) not in done or done[c[0].name, c[1].sample_id].error is None]
+    fresh = [c for c in good if (c[0].name, c[1].sample_id) in done]
     for suite, sample in fresh + [c for c in good if c not in fresh]:
         try:
-            audio, _ = load_audio(sample["audio_path"])
+            audio, _ = load_audio(sample.audio_path)
         except AudioError:
             continue
-        request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
-        watchdog.begin(suite["name"], sample)
+        request = _request(suite, sample, audio)
+        watchdog.begin(suite.name, sample)
         try:
-            pieces = long_audio.split(request, window_s, _long_audio_mode(suite))
-            for _ in range(job["warmup"]):
+            pieces = long_audio.split(request, window_s, suite.long_audio)
+            for _ in range(job.warmup):
                 timer.start()
                 for piece in pieces.requests:
                     candidate.generate(piece, timer.on_token)
@@ -285,77 +371,62 @@ def _warm_up(candidate: Candidate, job: dict, timer: TokenTimer, done: dict, wat
         return
 
 
-def _long_audio_mode(suite: dict) -> str:
-    return suite.get("long_audio", "truncate")  # job files from before --long-audio: families truncated
-
-
-def _run_sample(candidate: Candidate, suite: dict, sample: dict, timer: TokenTimer, window_s: float | None) -> dict:
-    record = {
-        "sample_id": sample["sample_id"],
-        "task": suite["name"],
-        "prediction": None,
-        "references": sample["references"],
-        "reference": sample["references"][0] if sample["references"] else None,
-        "n_tokens": None,
-        "ttft_ms": None,
-        "tpot_ms": None,
-        "e2e_ms": None,
-        "audio_s": None,
-        "error": None,
-    }
+def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer: TokenTimer,
+                window_s: float | None) -> Prediction:
+    """The one builder of a measured prediction line (the batched pass starts from it too)."""
+    record = Prediction(sample.sample_id, suite.name, sample.references)
     try:
-        audio, rate = load_audio(sample["audio_path"])
+        audio, rate = load_audio(sample.audio_path)
     except AudioError as err:
-        record["error"] = str(err)
+        record.error = str(err)
         return record
-    record["audio_s"] = len(audio) / SAMPLE_RATE
-    record["original_sample_rate"] = rate
-    minimum = suite.get("min_audio_s", 0.0)
-    if record["audio_s"] < minimum:
-        record["error"] = (f"audio is {record['audio_s']:.3f} s, shorter than the {suite['name']} suite's minimum "
-                           f"of {minimum:g} s (a broken or empty recording?)")
+    record.audio_s = len(audio) / SAMPLE_RATE
+    record.original_sample_rate = rate
+    minimum = suite.min_audio_s
+    if record.audio_s < minimum:
+        record.error = (f"audio is {record.audio_s:.3f} s, shorter than the {suite.name} suite's minimum "
+                        f"of {minimum:g} s (a broken or empty recording?)")
         return record
-    request = Request(sample["sample_id"], audio, suite["name"], suite["prompt"], suite["max_new_tokens"])
+    request = _request(suite, sample, audio)
     try:
-        pieces = long_audio.split(request, window_s, _long_audio_mode(suite))  # slices only: no copies
+        pieces = long_audio.split(request, window_s, suite.long_audio)  # slices only: no copies
     except long_audio.LongAudioRefused as err:
-        record.update(audio_window_s=window_s, error=str(err))
+        record.audio_window_s, record.error = window_s, str(err)
         return record
-    record.update(pieces.record)
+    for key, value in pieces.record.items():  # chunks / truncated_to_s / audio_window_s / overlap_s
+        setattr(record, key, value)
     try:
         timer.start()
         generations = [candidate.generate(piece, timer.on_token) for piece in pieces.requests]
         timing = timer.finish(long_audio.total_tokens(generations))
     except Exception as err:  # one bad sample must not end the run
-        record["error"] = f"{type(err).__name__}: {err}"
+        record.error = f"{type(err).__name__}: {err}"
         traceback.print_exc()
         return record
     generation, unaligned = pieces.combine(generations)  # after the clock stopped
     if len(generations) > 1:
-        record["unaligned_joins"] = unaligned
+        record.unaligned_joins = unaligned
     ms = 1000.0
-    record.update(
-        prediction=generation.text,
-        n_tokens=timing.n_tokens,
-        ttft_ms=None if timing.ttft_s is None else timing.ttft_s * ms,
-        tpot_ms=None if timing.tpot_s is None else timing.tpot_s * ms,
-        e2e_ms=timing.e2e_s * ms,
-    )
-    if generation.info:
-        record["info"] = generation.info
+    record.prediction = generation.text
+    record.n_tokens = timing.n_tokens
+    record.ttft_ms = None if timing.ttft_s is None else timing.ttft_s * ms
+    record.tpot_ms = None if timing.tpot_s is None else timing.tpot_s * ms
+    record.e2e_ms = timing.e2e_s * ms
+    record.info = generation.info or None
     return record
 
 
-def prepare(job: dict) -> int:
-    build(CandidateSpec(**job["spec"])).prepare()
+def prepare(spec: dict) -> int:
+    build(CandidateSpec(**spec)).prepare()
     return 0
 
 
 def main(argv: list[str]) -> int:
     prepare_only = "--prepare" in argv
     paths = [a for a in argv if not a.startswith("--")]
-    job = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
-    return prepare(job) if prepare_only else run_job(job)
+    if prepare_only:  # the file names the candidate only (bench.py serve writes one without a run)
+        return prepare(files.read_json(Path(paths[0]))["spec"])
+    return run_job(files.read_job(Path(paths[0])))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.run import store
+from records import files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def spawn(args: list[str], run_dir: Path, threads: int, deadline: float | None, 
                 proc.wait()
                 break
             if bar is not None:
-                bar.n = len(store.read_jsonl(run_dir / store.PREDICTIONS_FILE))
+                bar.n = len(files.read_jsonl(run_dir / files.PREDICTIONS_FILE))
                 bar.refresh()
             try:  # returns as soon as the child exits (a plain sleep cost up to 0.5 s per child)
                 proc.wait(timeout=0.5)

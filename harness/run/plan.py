@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.data.annotation import load_annotation_json
@@ -12,6 +13,7 @@ from harness.run.run_options import RunError, RunOptions
 from harness.spec import CandidateSpec
 from harness.suites import SUITES, Suite
 from harness.types import Sample
+from records.job import JobFile, JobSample, JobSuite, SkippedSample
 
 
 @dataclass
@@ -75,17 +77,64 @@ def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> lis
     return plans
 
 
-def plans_from_job(job: dict, aac_cache: Path | str | None = None) -> list[SuitePlan]:
+def job_for(run_id: str, run_dir: Path, options: RunOptions, spec: CandidateSpec, plans: list[SuitePlan]) -> JobFile:
+    """The job file of a planned run: what the measured child needs, and what a resume re-reads."""
+    return JobFile(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        spec=spec.to_dict(),
+        device=options.device,
+        protocol=options.protocol,
+        nota_prompt=SUITES["asr"].prompt,
+        # nota2025 measures without warm-up; its quality loop is not timed for ranking either.
+        warmup=0 if options.protocol == "nota2025" else options.warmup,
+        sample_timeout_s=options.sample_timeout_s,
+        prompts=options.prompts,
+        suites=[
+            JobSuite(
+                name=p.suite.name,
+                prompt=p.suite.prompt,
+                max_new_tokens=p.suite.max_new_tokens,
+                min_audio_s=p.suite.min_audio_s,
+                long_audio=options.long_audio_for(p.suite),
+                dataset=p.dataset,
+                samples=[JobSample(s.sample_id, s.audio_path, s.references) for s in p.samples],
+                skipped=[SkippedSample(q.where, q.reason, q.sample_id, q.references) for q in p.skipped],
+            )
+            for p in plans
+        ],
+    )
+
+
+def plan_batched(job: JobFile, options: RunOptions) -> None:
+    """Clip durations (headers only) for length-sorted batches, and the samples timed at batch 1,
+    chosen now so that the job file (and a resumed run) holds them."""
+    from harness.data.audio import audio_duration_s
+    from harness.measure.quality_pass import select_for_timing
+
+    job.batch_size = options.batch_size
+    job.efficiency_samples = options.efficiency_samples
+    job.timed_samples = {}
+    for suite in job.suites:
+        for sample in suite.samples:
+            sample.duration_s = audio_duration_s(sample.audio_path)
+        durations = [(s.sample_id, s.duration_s) for s in suite.samples]
+        job.timed_samples[suite.name] = select_for_timing(durations, options.efficiency_samples, suite.name)
+
+
+def plans_from_job(job: JobFile | dict, aac_cache: Path | str | None = None) -> list[SuitePlan]:
     """The suite plans a job file holds: its planned samples with their references, and the
     samples skipped as invalid."""
+    job = JobFile.from_dict(job) if isinstance(job, dict) else job
     return [
         SuitePlan(
-            SUITES[suite["name"]],
-            suite["dataset"],
-            [Sample(s["sample_id"], suite["name"], s["audio_path"], s["references"]) for s in suite["samples"]],
-            [Problem(q["where"], q["reason"], q["sample_id"], suite["name"], q.get("references") or [])
-             for q in suite["skipped"]],
+            SUITES[suite.name],
+            suite.dataset,
+            [Sample(s.sample_id, suite.name, s.audio_path, s.references) for s in suite.samples],
+            [Problem(q.where, q.reason, q.sample_id, suite.name, q.references) for q in suite.skipped],
             aac_cache=Path(aac_cache) if aac_cache else None,
         )
-        for suite in job["suites"]
+        for suite in job.suites
     ]

@@ -9,13 +9,16 @@ every value and the min-max spread, which the leaderboard's `--ci` shows.
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.run import store
+from records import files
+from records.job import JobFile
+from records.prediction import Prediction
+from records.worker_summary import WorkerSummary
 
 REPEATS_DIR = "repeats"
 
@@ -24,25 +27,23 @@ def repeat_dirs(run_dir: Path, n: int) -> list[Path]:
     return [run_dir / REPEATS_DIR / str(k) for k in range(2, n + 1)]
 
 
-def write_repeat_job(run_dir: Path, job: dict, repeat_dir: Path) -> Path:
+def write_repeat_job(run_dir: Path, job: JobFile, repeat_dir: Path) -> Path:
     """The run's job, pointed at the repeat's folder (resumable there like any run). A batched
     run's repeat gets the run's predictions, so it skips the untimed quality pass and only times."""
     repeat_dir.mkdir(parents=True, exist_ok=True)
-    if job.get("batch_size", 1) > 1 and not (repeat_dir / store.PREDICTIONS_FILE).exists():
-        shutil.copyfile(run_dir / store.PREDICTIONS_FILE, repeat_dir / store.PREDICTIONS_FILE)
-    path = repeat_dir / "job.json"
-    store.write_json_atomic(path, {**job, "run_dir": str(repeat_dir), "repeat_of": job["run_id"]})
+    if job.batch_size > 1 and not (repeat_dir / files.PREDICTIONS_FILE).exists():
+        shutil.copyfile(run_dir / files.PREDICTIONS_FILE, repeat_dir / files.PREDICTIONS_FILE)
+    path = repeat_dir / files.JOB_FILE
+    files.write_job(path, replace(job, run_dir=str(repeat_dir), repeat_of=job.run_id))
     return path
 
 
-def read_repeat(repeat_dir: Path, batched: bool) -> tuple[list[dict], dict]:
-    """(the repeat's timed records, its worker report); a batched run times its chosen samples apart."""
+def read_repeat(repeat_dir: Path, batched: bool) -> tuple[list[Prediction], WorkerSummary | None]:
+    """(the repeat's timed records, its worker report or None); a batched run times its chosen samples apart."""
     from harness.measure.quality_pass import timed_records
 
-    worker_path = repeat_dir / "worker.json"
-    worker = json.loads(worker_path.read_text()) if worker_path.is_file() else {}
-    timed = timed_records(repeat_dir) if batched else store.read_jsonl(repeat_dir / store.PREDICTIONS_FILE)
-    return timed, worker
+    timed = timed_records(repeat_dir) if batched else files.read_predictions(repeat_dir / files.PREDICTIONS_FILE)
+    return timed, files.read_worker_summary(repeat_dir)
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from harness.measure.timing import latency_ms, summarize
 from harness.score import bootstrap
 from harness.score.metrics import caption_metrics, caption_scores, wer_metrics, wer_of_normalized, wer_per_sample
 from harness.score.nota2025 import nota_caption, nota_wer
+from records.prediction import Prediction, as_prediction
+from records.worker_summary import WorkerSummary
 
 SCORERS = {
     "default": {"asr": wer_metrics, "aac": caption_metrics},
@@ -37,10 +39,11 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
     """
     suite = plan.suite
     name = suite.name
-    by_id = {r["sample_id"]: r for r in predictions if r.get("task") == name}
+    predictions = [as_prediction(r) for r in predictions]
+    by_id = {r.sample_id: r for r in predictions if r.task == name}
     records = [by_id[s.sample_id] for s in plan.samples if s.sample_id in by_id]
-    ok = [r for r in records if r.get("error") is None]
-    failures = [{"sample_id": r["sample_id"], "reason": r["error"]} for r in records if r.get("error")]
+    ok = [r for r in records if r.error is None]
+    failures = [{"sample_id": r.sample_id, "reason": r.error} for r in records if r.error]
     failures += [{"sample_id": p.sample_id, "reason": f"skipped: {p.reason}"} for p in plan.skipped]
     not_run = [s.sample_id for s in plan.samples if s.sample_id not in by_id]
     planned = len(plan.samples) + len(plan.skipped)
@@ -65,8 +68,7 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
     planned_ids = {s.sample_id for s in plan.samples}
     block["efficiency"] = _timings([
         r for r in (predictions if timed is None else timed)
-        if r.get("task") == name and r.get("sample_id") in planned_ids and r.get("error") is None
-        and r.get("e2e_ms") is not None
+        if r.task == name and r.sample_id in planned_ids and r.error is None and r.e2e_ms is not None
     ])
     rows = planned_rows(plan, by_id)
     unknown = sum(1 for refs, _ in rows[len(plan.samples):] if not refs)
@@ -96,14 +98,14 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
     return block
 
 
-def planned_rows(plan, by_id: dict[str, dict]) -> list[tuple[list[str], str | None]]:
+def planned_rows(plan, by_id: dict[str, Prediction]) -> list[tuple[list[str], str | None]]:
     """(references, prediction) for every planned sample, in plan order, skipped ones last;
     the prediction is None when the sample has none (it failed, was skipped or did not run)."""
     rows: list[tuple[list[str], str | None]] = []
     for sample in plan.samples:
         record = by_id.get(sample.sample_id)
-        ok = record is not None and record.get("error") is None
-        rows.append((list(sample.references), (record.get("prediction") or "") if ok else None))
+        ok = record is not None and record.error is None
+        rows.append((list(sample.references), (record.prediction or "") if ok else None))
     rows += [(list(getattr(p, "references", None) or []), None) for p in plan.skipped]
     return rows
 
@@ -176,14 +178,14 @@ def _score_plugin(suite, hyps: list[str], refs: list[list[str]]) -> tuple[dict, 
     return metrics, _mean_cis(per_sample), list(notices)
 
 
-def _timings(records: list[dict]) -> dict[str, Any]:
-    ttft = summarize([r["ttft_ms"] for r in records])
-    tpot = summarize([r["tpot_ms"] for r in records])
-    e2e = summarize([r["e2e_ms"] for r in records])
-    e2e_s = sum(r["e2e_ms"] for r in records) / 1000.0
-    tokens = sum(r["n_tokens"] or 0 for r in records)
+def _timings(records: list[Prediction]) -> dict[str, Any]:
+    ttft = summarize([r.ttft_ms for r in records])
+    tpot = summarize([r.tpot_ms for r in records])
+    e2e = summarize([r.e2e_ms for r in records])
+    e2e_s = sum(r.e2e_ms for r in records) / 1000.0
+    tokens = sum(r.n_tokens or 0 for r in records)
     # The audio the model heard: a truncated sample counts its window, not its whole length.
-    audio_s = sum(min(r["audio_s"] or 0.0, r.get("truncated_to_s") or float("inf")) for r in records)
+    audio_s = sum(min(r.audio_s or 0.0, r.truncated_to_s or float("inf")) for r in records)
     return {
         "n_requests": len(records),
         "ttft_ms": ttft,
@@ -196,7 +198,8 @@ def _timings(records: list[dict]) -> dict[str, Any]:
     }
 
 
-def efficiency_block(predictions: list[dict], worker: dict, device: str, protocol: str = "default") -> dict[str, Any]:
+def efficiency_block(predictions: list[Prediction], worker: WorkerSummary, device: str,
+                     protocol: str = "default") -> dict[str, Any]:
     """Latency over every timed request of the run, and the memory the child reported.
 
     Ranked memory: on a GPU, torch's peak allocated bytes; on a CPU, the peak RSS above the
@@ -204,27 +207,27 @@ def efficiency_block(predictions: list[dict], worker: dict, device: str, protoco
     model), that memory, null with its reason when it cannot be seen. Under nota2025 the
     organiser's numbers are ranked instead.
     """
-    ok = [r for r in predictions if r.get("error") is None and r.get("e2e_ms") is not None]
+    ok = [r for r in predictions if r.error is None and r.e2e_ms is not None]
     block = _timings(ok)
-    memory = worker.get("memory", {})
-    weights = worker.get("weights_bytes")
+    memory = worker.memory or {}
+    weights = worker.weights_bytes
     if protocol == "nota2025":
-        return _nota_block(worker.get("nota2025", {}), block, memory, weights,
-                           worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"))
+        return _nota_block(worker.nota2025 or {}, block, memory, weights, worker.decoder_weights_bytes,
+                           worker.bandwidth_gbps)
     gpu = device.startswith("cuda")
     block["peak_memory_mb"] = memory.get("max_allocated_mb") if gpu else memory.get("rss_peak_above_baseline_mb")
     block["peak_memory_kind"] = "cuda_max_allocated" if gpu else "cpu_rss_peak_above_baseline"
     block["memory"] = memory
-    external = worker.get("external_memory")
+    external = worker.external_memory
     if external is not None:  # a served model: its server's memory (or null with the reason)
         block["peak_memory_mb"] = external.get("peak_mb")
         block["peak_memory_kind"] = external.get("kind")
         block["external_memory"] = external
     block["weights_mb"] = weights / (1024 * 1024) if weights is not None else None
-    by_part = worker.get("weights_bytes_by_part")
+    by_part = worker.weights_bytes_by_part
     block["weights_mb_by_part"] = {k: v / (1024 * 1024) for k, v in by_part.items()} if by_part else None
     block["roofline"] = roofline(
-        worker.get("decoder_weights_bytes"), worker.get("bandwidth_gbps"), block["tpot_ms"]["p50"]
+        worker.decoder_weights_bytes, worker.bandwidth_gbps, block["tpot_ms"]["p50"]
     )
     if not block["tpot_available"] and block["latency_ms"] is not None:
         block["latency_note"] = "TPOT n/a (tokens arrive in one piece): latency = median TTFT, which covers the whole decode"

@@ -7,12 +7,12 @@ the way the organiser's checker would, naming the row of every problem (the head
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
-from harness.run import store
+from records import files
+from records.schema import RecordError
 
 COLUMNS = ["testset_id", "text"]
 DEFAULT_ID_PATTERN = r"test\d{4}"
@@ -28,25 +28,26 @@ def write_submission(run_dir: Path, task: str, out: Path) -> tuple[int, list[str
     Samples that failed or were never run get an empty text, so the file still lists every id
     in input order; the returned ids say which.
     """
-    job_path = run_dir / "job.json"
+    job_path = run_dir / files.JOB_FILE
     if not job_path.is_file():
         raise SubmissionError(f"{run_dir}: no job.json (is this a run folder?)")
-    job = json.loads(job_path.read_text(encoding="utf-8"))
-    suite = next((s for s in job["suites"] if s["name"] == task), None)
+    try:
+        job = files.read_job(job_path)
+    except RecordError as err:
+        raise SubmissionError(str(err)) from None
+    suite = next((s for s in job.suites if s.name == task), None)
     if suite is None:
-        ran = ", ".join(s["name"] for s in job["suites"])
+        ran = ", ".join(s.name for s in job.suites)
         raise SubmissionError(f"run {run_dir.name} has no {task!r} suite (it ran: {ran})")
-    predictions = {
-        r["sample_id"]: r for r in store.read_jsonl(run_dir / store.PREDICTIONS_FILE) if r.get("task") == task
-    }
-    ids = [s["sample_id"] for s in suite["samples"]] + [q["sample_id"] for q in suite.get("skipped", [])]
+    predictions = {r.sample_id: r for r in files.read_predictions(run_dir / files.PREDICTIONS_FILE) if r.task == task}
+    ids = [s.sample_id for s in suite.samples] + [q.sample_id for q in suite.skipped]
     empty = []
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for sample_id in ids:
-            text = (predictions.get(sample_id) or {}).get("prediction")
+            text = predictions[sample_id].prediction if sample_id in predictions else None
             if text is None:
                 empty.append(sample_id)
             writer.writerow([sample_id, " ".join((text or "").split())])  # newlines flattened

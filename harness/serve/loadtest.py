@@ -32,8 +32,9 @@ from harness.registry import build, resolve
 from harness.run import environment, store
 from harness.serve.client import distinct_copy
 from harness.types import Request
+from records import files
+from records.run_record import LOAD_KIND, RunRecord
 
-LOAD_KIND = "load"
 REQUESTS_FILE = "requests.jsonl"
 
 
@@ -68,7 +69,7 @@ class Clip:
     max_new_tokens: int
 
 
-def execute(options: LoadOptions) -> tuple[Path, dict[str, Any]]:
+def execute(options: LoadOptions) -> tuple[Path, RunRecord]:
     spec = resolve(options.candidate)
     candidate = build(spec)
     served_by = candidate.served_by()
@@ -100,17 +101,16 @@ def execute(options: LoadOptions) -> tuple[Path, dict[str, Any]]:
     ok = sum(level["ok"] for level in levels)
     failed = sum(level["errors"] for level in levels)
     status = "failed" if not ok else ("partial" if error or failed else "ok")
-    record = {
-        "schema_version": 1,
-        "kind": LOAD_KIND,
-        "run_id": run_id,
-        "candidate": spec.name,
-        "candidate_spec": spec.to_dict(),
-        "protocol": LOAD_KIND,
-        "created_at": created,
-        "status": status,
-        "error": error or (None if ok else "every request failed; see load.levels[].error_reasons"),
-        "settings": {
+    record = RunRecord(
+        kind=LOAD_KIND,
+        run_id=run_id,
+        candidate=spec.name,
+        candidate_spec=spec.to_dict(),
+        protocol=LOAD_KIND,
+        created_at=created,
+        status=status,
+        error=error or (None if ok else "every request failed; see load.levels[].error_reasons"),
+        settings={
             "concurrency": list(options.concurrency),
             "requests": options.requests,
             "duration_s": options.duration_s,
@@ -118,8 +118,8 @@ def execute(options: LoadOptions) -> tuple[Path, dict[str, Any]]:
             "data": str(options.data) if options.data else "demo",
             "suite": clips[0].task,
         },
-        "environment": environment.describe("served", candidate.served_by() or served_by, threads=None),
-        "load": {
+        environment=environment.describe("served", candidate.served_by() or served_by, threads=None),
+        load={
             "served_by": candidate.served_by() or served_by,
             "audio": {
                 "clips": len(clips),
@@ -131,8 +131,8 @@ def execute(options: LoadOptions) -> tuple[Path, dict[str, Any]]:
             "candidate_info": info,
             "itl_note": "ITL is the gap between streamed chunks; a chunk may hold several tokens",
         },
-    }
-    store.write_json_atomic(run_dir / store.RUN_FILE, record)
+    )
+    files.write_run_record(run_dir, record)
     return run_dir, record
 
 
@@ -191,7 +191,7 @@ def run_level(candidate, clips: list[Clip], concurrency: int, n_requests: int, d
             with lock:
                 done.append(entry)
                 if log is not None:
-                    store.append_jsonl(log, entry)
+                    files.append_jsonl(log, entry)
 
     threads = [threading.Thread(target=client, name=f"load-{k}", daemon=True) for k in range(concurrency)]
     for thread in threads:

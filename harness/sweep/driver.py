@@ -3,16 +3,16 @@ state file, and the driver that hands the rest to an executor (harness/sweep/exe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.run import store
-from harness.run.execute import JOB_FILE
 from harness.sweep.spec import Cell, Sweep, SweepError
+from records import files
+from records.run_record import RunRecord, as_run_record
+from records.schema import RecordError
 
 SWEEPS_DIR = "sweeps"  # results/sweeps/<name>.json: the state of each cell of a sweep
 
@@ -32,7 +32,7 @@ class Outcome:
     state: str  # skipped | ok | partial | failed
     run_id: str | None = None
     error: str | None = None
-    record: dict[str, Any] | None = None
+    record: RunRecord | None = None
 
 
 def existing_runs(results: Path) -> dict[str, list[tuple[str, str | None]]]:
@@ -40,18 +40,18 @@ def existing_runs(results: Path) -> dict[str, list[tuple[str, str | None]]]:
     found: dict[str, list[tuple[str, str | None]]] = {}
     if not Path(results).is_dir():
         return found
-    for run_dir in sorted(p for p in Path(results).iterdir() if (p / JOB_FILE).is_file()):
+    for run_dir in sorted(p for p in Path(results).iterdir() if (p / files.JOB_FILE).is_file()):
         try:
-            key = json.loads((run_dir / JOB_FILE).read_text(encoding="utf-8"))["options"].get("sweep_cell")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            key = files.read_job(run_dir / files.JOB_FILE).options.get("sweep_cell")
+        except (RecordError, AttributeError):
             continue
         if not key:
             continue
         status = None
-        if (run_dir / store.RUN_FILE).is_file():
+        if (run_dir / files.RUN_FILE).is_file():
             try:
-                status = json.loads((run_dir / store.RUN_FILE).read_text(encoding="utf-8")).get("status")
-            except (OSError, ValueError):
+                status = files.read_run_record(run_dir).status
+            except RecordError:
                 status = None
         found.setdefault(key, []).append((run_dir.name, status))
     return found
@@ -110,7 +110,7 @@ class Progress:
                           "state": o.state if o else "pending", "run_id": o.run_id if o else None,
                           "error": o.error if o else None})
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        store.write_json_atomic(self.state_path, {
+        files.write_json_atomic(self.state_path, {
             "sweep": self.sweep.name, "file": str(self.sweep.path), "executor": self.executor,
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "done": self.done, "total": self.total, "cells": cells,
@@ -123,15 +123,15 @@ def state_path(results: Path, name: str) -> Path:
     return Path(results) / SWEEPS_DIR / f"{safe}.json"
 
 
-def outcome_from_record(cell: Cell, record: dict[str, Any]) -> Outcome:
-    return Outcome(cell, record["status"], record["run_id"], record.get("error"), record)
+def outcome_from_record(cell: Cell, record: RunRecord | dict[str, Any]) -> Outcome:
+    record = as_run_record(record)
+    return Outcome(cell, record.status, record.run_id, record.error, record)
 
 
-def read_record(results: Path, run_id: str) -> dict[str, Any] | None:
-    path = Path(results) / run_id / store.RUN_FILE
+def read_record(results: Path, run_id: str) -> RunRecord | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return files.read_run_record(Path(results) / run_id)
+    except RecordError:
         return None
 
 

@@ -17,15 +17,15 @@ class LocalExecutor:
     name = "local"
 
     def run(self, work: list[Work], results: Path, progress: Progress) -> None:
-        extra = {"executor": {"name": self.name, "hostname": platform.node()}}
+        executor = {"name": self.name, "hostname": platform.node()}
         for item in work:
             progress.started(item.cell)
             try:
                 if item.action == "resume":
                     progress.note(item.cell, f"resuming interrupted run {item.run_id}")
-                    _, record = resume(results, item.run_id, record_extra=extra)
+                    _, record = resume(results, item.run_id, executor=executor)
                 else:
-                    _, record = execute(item.cell.run_options(results), spec=item.cell.spec, record_extra=extra)
+                    _, record = execute(item.cell.run_options(results), spec=item.cell.spec, executor=executor)
             except (DataError, RegistryError, RunError, ValueError, OSError) as err:  # this cell only
                 progress.finished(Outcome(item.cell, "failed", error=str(err)))
             else:

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.run import store
-from harness.run.execute import JOB_FILE
 from harness.sweep.driver import Outcome, Progress, Work, outcome_from_record
 from harness.sweep.spec import Cell, SweepError
+from records import files
+from records.job import JobFile
+from records.run_record import RunRecord
 
 RESOURCE_PREFIX = "device:"  # `--device-kind a100` asks for the custom resource "device:a100"
 POLL_S = 0.5  # how often a task looks for new predictions to send
@@ -76,17 +77,17 @@ def run_cell(cell: dict, run_id: str | None, partial: dict[str, bytes] | None, e
     work_dir = Path(tempfile.mkdtemp(prefix="lalm-bench-cell-"))
     try:
         the_cell = Cell.from_dict(cell)
-        extra = {"executor": {**executor_info, **node}}
+        executor = {**executor_info, **node}
         if partial:
             for name, data in partial.items():
                 (work_dir / run_id / name).parent.mkdir(parents=True, exist_ok=True)
                 (work_dir / run_id / name).write_bytes(data)
 
             def target():
-                return resume(work_dir, run_id, progress=False, record_extra=extra)
+                return resume(work_dir, run_id, progress=False, executor=executor)
         else:
             def target():
-                return execute(the_cell.run_options(work_dir, progress=False), spec=the_cell.spec, record_extra=extra)
+                return execute(the_cell.run_options(work_dir, progress=False), spec=the_cell.spec, executor=executor)
 
         result: dict[str, Any] = {}
 
@@ -100,7 +101,7 @@ def run_cell(cell: dict, run_id: str | None, partial: dict[str, bytes] | None, e
 
         # The run (and its measured child) goes on in a thread while this generator streams its files.
         thread = threading.Thread(target=work, name="lalm-bench-cell", daemon=True)
-        stream = _RunStreamer(work_dir, skip_bytes=len(partial.get(store.PREDICTIONS_FILE, b"")) if partial else 0)
+        stream = _RunStreamer(work_dir, skip_bytes=len(partial.get(files.PREDICTIONS_FILE, b"")) if partial else 0)
         thread.start()
         while thread.is_alive():
             thread.join(POLL_S)
@@ -110,8 +111,8 @@ def run_cell(cell: dict, run_id: str | None, partial: dict[str, bytes] | None, e
             yield {"event": "error", "message": result["error"]}
             return
         run_dir = Path(result["run_dir"])
-        files = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
-        yield {"event": "done", "run_id": run_dir.name, "files": files}
+        contents = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+        yield {"event": "done", "run_id": run_dir.name, "files": contents}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -126,12 +127,12 @@ class _RunStreamer:
 
     def poll(self):
         if self.run_dir is None:
-            runs = [p for p in self.work_dir.iterdir() if (p / JOB_FILE).is_file()]
+            runs = [p for p in self.work_dir.iterdir() if (p / files.JOB_FILE).is_file()]
             if not runs:
                 return
             self.run_dir = runs[0]
-            yield {"event": "job", "run_id": self.run_dir.name, "job": (self.run_dir / JOB_FILE).read_bytes()}
-        path = self.run_dir / store.PREDICTIONS_FILE
+            yield {"event": "job", "run_id": self.run_dir.name, "job": (self.run_dir / files.JOB_FILE).read_bytes()}
+        path = self.run_dir / files.PREDICTIONS_FILE
         if not path.is_file():
             return
         data = path.read_bytes()
@@ -223,9 +224,9 @@ class RayExecutor:
     def _partial(self, run_id: str | None) -> dict[str, bytes] | None:
         """The driver's copy of an interrupted run, to be continued on a node."""
         run_dir = self.results / run_id if run_id else None
-        if run_dir is None or not (run_dir / JOB_FILE).is_file():
+        if run_dir is None or not (run_dir / files.JOB_FILE).is_file():
             return None
-        names = (JOB_FILE, store.PREDICTIONS_FILE, "worker.log")
+        names = (files.JOB_FILE, files.PREDICTIONS_FILE, "worker.log")
         return {n: (run_dir / n).read_bytes() for n in names if (run_dir / n).is_file()}
 
     def _step(self, gen) -> None:
@@ -253,7 +254,7 @@ class RayExecutor:
             task.run_id = event["run_id"]
             self._write_job(task.run_id, event["job"])
         elif kind == "predictions":
-            self._write_at(self.results / event["run_id"] / store.PREDICTIONS_FILE, event["offset"], event["data"])
+            self._write_at(self.results / event["run_id"] / files.PREDICTIONS_FILE, event["offset"], event["data"])
         elif kind == "error":
             self.progress.finished(Outcome(task.work.cell, "failed", task.run_id, event["message"]))
             return
@@ -261,14 +262,14 @@ class RayExecutor:
             run_dir = self.results / event["run_id"]
             run_dir.mkdir(parents=True, exist_ok=True)
             for name, data in event["files"].items():
-                if name == JOB_FILE:
+                if name == files.JOB_FILE:
                     self._write_job(event["run_id"], data)
-                elif name != store.RUN_FILE:
+                elif name != files.RUN_FILE:
                     (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
                     (run_dir / name).write_bytes(data)
             # run.json last: its presence means the run is complete here.
-            record = json.loads(event["files"][store.RUN_FILE])
-            store.write_json_atomic(run_dir / store.RUN_FILE, record)
+            record = RunRecord.from_dict(json.loads(event["files"][files.RUN_FILE]), f"run.json of {event['run_id']} from the node")
+            files.write_run_record(run_dir, record)
             self.progress.finished(outcome_from_record(task.work.cell, record))
             return
         self.pending[gen] = task
@@ -277,10 +278,10 @@ class RayExecutor:
         """job.json as the driver's results folder needs it: `run_dir` here, not on the node."""
         run_dir = self.results / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        job = json.loads(data)
-        job["run_dir"] = str(run_dir)
-        job["options"]["results"] = str(self.results)
-        store.write_json_atomic(run_dir / JOB_FILE, job)
+        job = JobFile.from_dict(json.loads(data))
+        job.run_dir = str(run_dir)
+        job.options["results"] = str(self.results)
+        files.write_job(run_dir / files.JOB_FILE, job)
 
     @staticmethod
     def _write_at(path: Path, offset: int, data: bytes) -> None:
@@ -300,7 +301,7 @@ class RayExecutor:
             self.progress.finished(Outcome(cell, "failed", task.run_id, message))
             return
         partial = self._partial(task.run_id)
-        kept = len(store.read_jsonl(self.results / task.run_id / store.PREDICTIONS_FILE)) if partial else 0
+        kept = len(files.read_jsonl(self.results / task.run_id / files.PREDICTIONS_FILE)) if partial else 0
         self.progress.note(cell, f"worker lost ({why}); retrying once, from {kept} prediction(s) already received")
         earlier = [*task.earlier, {**(task.node or {}), "attempt": task.attempt, "outcome": why}]
         retry = _Task(task.work, task.attempt + 1, 0.0, task.demand, run_id=task.run_id if partial else None,

@@ -1,0 +1,62 @@
+"""The measured child as named phases: they run in their one order, and a phase called out of
+order fails loudly instead of measuring the wrong window. Real code on the null candidate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.measure.worker import PHASES, ChildRun, PhaseOrderError
+from harness.registry import resolve
+from harness.run import store
+from harness.run.plan import job_for, plan
+from harness.run.run_options import RunOptions
+from records import files
+from records.job import JobFile
+
+
+def _job(tmp_path) -> JobFile:
+    options = RunOptions(candidate="null", suites=["asr"], limit=2, warmup=0, results=tmp_path, progress=False)
+    spec = resolve("null")
+    plans = plan(options, spec, frozenset({"asr"}))
+    run_id, run_dir = store.new_run_dir(tmp_path, spec.name)
+    job = job_for(run_id, run_dir, options, spec, plans)
+    files.write_job(run_dir / files.JOB_FILE, job)
+    return job
+
+
+def test_a_phase_out_of_order_raises_and_measures_nothing(tmp_path):
+    run = ChildRun(_job(tmp_path))
+    with pytest.raises(PhaseOrderError, match="'load' out of order: next is 'setup'"):
+        run.load()
+    run.setup()
+    with pytest.raises(PhaseOrderError, match="next is 'preload'"):
+        run.baseline()  # the memory baseline before the family's imports would bill them to the model
+    assert run.done == ["setup"]
+    assert not (run.run_dir / files.WORKER_FILE).exists()
+
+
+@pytest.fixture
+def torch_threads():
+    """The child pins torch's threads (import_frameworks); this test runs it in pytest's process."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_phases_run_in_order_and_write_typed_records(tmp_path, torch_threads):
+    job = _job(tmp_path)
+    run = ChildRun(files.read_job(Path(job.run_dir) / files.JOB_FILE))  # as the child reads it
+    assert run.run() == 0
+    assert run.done == list(PHASES)
+    summary = files.read_worker_summary(run.run_dir)
+    assert summary.ok and summary.memory["rss_peak_method"]
+    lines = files.read_predictions(run.run_dir / files.PREDICTIONS_FILE)
+    assert [p.sample_id for p in lines] == [s.sample_id for s in job.suites[0].samples]
+    assert all(p.error is None and p.e2e_ms is not None for p in lines)
+    # Each line is exactly what the one writer makes of its typed form.
+    raw = files.read_jsonl(run.run_dir / files.PREDICTIONS_FILE)
+    assert raw == [p.to_dict() for p in lines]
