@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.run import environment, store
-from harness.run.execute import JOB_FILE
+from harness.run import environment
 from harness.run.plan import plans_from_job
 from harness.score.scoring import run_coverage, score_suites
+from records import files
+from records.schema import RecordError
 
 
 class RescoreError(Exception):
@@ -36,62 +37,55 @@ class RescoreResult:
         return bool(self.changes)
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _need(path: Path, what: str) -> None:
     if not path.is_file():
         raise RescoreError(f"{path}: not found; {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise RescoreError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise RescoreError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def rescore_run(run_dir: Path, aac_cache: Path | None = None) -> RescoreResult:
     """Re-scores one run folder; writes run.json (atomically) only when something changed."""
     run_dir = Path(run_dir)
-    record = _read_json(run_dir / store.RUN_FILE, "a run folder holds run.json once its run has finished")
-    job = _read_json(run_dir / JOB_FILE, "it holds the planned samples and references that scoring needs; "
-                                         "runs written without it cannot be re-scored")
-    predictions_path = run_dir / store.PREDICTIONS_FILE
-    if not predictions_path.is_file():
-        raise RescoreError(f"{predictions_path}: not found; re-scoring reads the predictions from it")
-    protocol = str(record.get("protocol") or record.get("profile") or job.get("protocol") or "default")
-    cache = aac_cache or (job.get("options") or {}).get("aac_cache")
+    job_path, predictions_path = run_dir / files.JOB_FILE, run_dir / files.PREDICTIONS_FILE
+    _need(run_dir / files.RUN_FILE, "a run folder holds run.json once its run has finished")
+    _need(job_path, "it holds the planned samples and references that scoring needs; "
+                    "runs written without it cannot be re-scored")
+    _need(predictions_path, "re-scoring reads the predictions from it")
+    try:
+        record = files.read_run_record(run_dir)
+        job = files.read_job(job_path)
+    except RecordError as err:
+        raise RescoreError(str(err)) from None
+    protocol = str(record.protocol or job.protocol or "default")
+    cache = aac_cache or job.options.get("aac_cache")
     try:
         plans = plans_from_job(job, cache)
     except KeyError as err:
-        raise RescoreError(f"{run_dir / JOB_FILE}: no suite {err} among the registered suites "
+        raise RescoreError(f"{job_path}: no suite {err} among the registered suites "
                            "(install the plugin that provides it)") from None
-    new = score_suites(plans, store.read_predictions(predictions_path), protocol)
-    old = record.get("suites") or {}
+    new = score_suites(plans, files.read_predictions(predictions_path), protocol)
+    old = record.suites or {}
     for name, block in new.items():
         # Timings are measurements, never recomputed here; what the run recorded about its inputs
         # (the prompt, long-audio handling) is kept as it was.
-        before = old.get(name) if isinstance(old.get(name), dict) else {}
+        before = record.suite(name)
         block.pop("efficiency", None)
         block.update({key: value for key, value in before.items() if key not in block})
     new = json.loads(json.dumps(new))  # the values exactly as run.json will hold them
     suites = {**old, **new}  # a suite the job does not name stays as it was
-    result = RescoreResult(str(record.get("run_id") or run_dir.name), run_dir)
+    result = RescoreResult(record.run_id, run_dir)
     result.changes = describe_changes(old, new)
     coverage = run_coverage(suites)
-    if suites == old and record.get("coverage") == coverage:
+    if suites == old and record.coverage == coverage:
         return result
     if not result.changes:
         result.changes = ["metrics unchanged; record fields updated to the current format"]
-    history = list(record.get("history") or [])
-    history.append({
+    record.history = [*(record.history or []), {
         "rescored_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_sha": environment.git_sha(),
         "metrics": {name: block.get("metrics") for name, block in old.items() if isinstance(block, dict)},
-    })
-    updated = dict(record)
-    updated["suites"] = suites
-    updated["coverage"] = coverage
-    updated["history"] = history
-    store.write_json_atomic(run_dir / store.RUN_FILE, updated)
+    }]
+    record.suites, record.coverage = suites, coverage
+    files.write_run_record(run_dir, record)
     return result
 
 
@@ -136,7 +130,7 @@ def run_folders(results: Path) -> list[Path]:
     """Every run folder under `results` that holds a finished run (run.json), oldest first."""
     if not Path(results).is_dir():
         raise RescoreError(f"results folder not found: {results}")
-    return sorted(p for p in Path(results).iterdir() if (p / store.RUN_FILE).is_file())
+    return sorted(p for p in Path(results).iterdir() if (p / files.RUN_FILE).is_file())
 
 
 def find_run(results: Path, run_id: str) -> Path:
