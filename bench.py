@@ -10,8 +10,12 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from records.run_record import RunRecord
 
 DEFAULT_RESULTS = Path("results")
 
@@ -96,9 +100,9 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
         _fail(f"{err}\nFix the file, or pass --skip-invalid to run the valid samples and record the rest as failed.")
     click.echo(_summary(record))
     click.echo(f"run record: {run_dir / 'run.json'}")
-    if record["status"] != "ok":
+    if record.status != "ok":
         log = run_dir / "worker.log"
-        if record.get("error") and log.is_file():
+        if record.error and log.is_file():
             tail = log.read_text(errors="replace").splitlines()[-15:]
             click.echo(f"last lines of {log}:\n" + "\n".join(tail), err=True)
         sys.exit(1)
@@ -123,11 +127,11 @@ def _input_notes(suite: dict) -> list[str]:
     return lines
 
 
-def _summary(record: dict) -> str:
-    lines = [f"{record['candidate']}  run {record['run_id']}  status {record['status']}"]
-    if record.get("error"):
-        lines.append(f"  error: {record['error']}")
-    for name, suite in record["suites"].items():
+def _summary(record: RunRecord) -> str:
+    lines = [f"{record.candidate}  run {record.run_id}  status {record.status}"]
+    if record.error:
+        lines.append(f"  error: {record.error}")
+    for name, suite in record.suites.items():
         m = suite["metrics"]
         if name == "asr":
             quality = f"WER {_fmt(m.get('wer'))}  CER {_fmt(m.get('cer'))}"
@@ -140,7 +144,7 @@ def _summary(record: dict) -> str:
         lines.append(f"  {name}: {suite['n_samples']} samples, {suite['n_failed']} failed{cover}; {quality}")
         lines += [f"    note: {n}" for n in suite.get("notices", [])]
         lines += _input_notes(suite)
-    eff = record["efficiency"]
+    eff = record.efficiency
     repeats = eff.get("repeats") or {}
 
     def part(key: str) -> float | None:  # with --repeat: the median over the runs, as latency is
@@ -441,7 +445,7 @@ def sweep(sweep_file, results, dry_run, executor, ray_address, device_kind, plac
         _fail(str(err))
     import leaderboard as lb
 
-    runs = [o.record for o in outcomes if o.record and o.record.get("status") != "failed"]
+    runs = [o.record for o in outcomes if o.record and o.record.status != "failed"]
     click.echo("")
     try:
         _print_sections(lb.build(runs, weights))
@@ -548,16 +552,16 @@ def load(candidate, concurrency, n_requests, duration_s, data, suite, warmup, re
         _fail(str(err))
     click.echo(_load_table(record))
     click.echo(f"run record: {run_dir / 'run.json'}")
-    if record["status"] != "ok":
-        click.echo(f"status {record['status']}" + (f": {record['error']}" if record.get("error") else ""), err=True)
+    if record.status != "ok":
+        click.echo(f"status {record.status}" + (f": {record.error}" if record.error else ""), err=True)
         sys.exit(1)
 
 
-def _load_table(record: dict) -> str:
+def _load_table(record: RunRecord) -> str:
     from tabulate import tabulate
 
     rows = []
-    for level in record["load"]["levels"]:
+    for level in record.load["levels"]:
         ttft, tpot, itl = level["ttft_ms"], level["tpot_ms"], level["itl_chunk_ms"]
         rows.append([
             level["concurrency"], f"{level['ok']}/{level['requests_sent']}", level["errors"],
@@ -568,8 +572,8 @@ def _load_table(record: dict) -> str:
         ])
     head = ["concurrency", "ok", "errors", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "TPOT ms p50/p90/p99",
             "ITL ms p50/p99 (chunks)"]
-    title = f"{record['candidate']} ({record['load']['served_by']})  run {record['run_id']}  status {record['status']}"
-    reasons = [f"  {n} x {reason}" for level in record["load"]["levels"] for reason, n in level["error_reasons"].items()]
+    title = f"{record.candidate} ({record.load['served_by']})  run {record.run_id}  status {record.status}"
+    reasons = [f"  {n} x {reason}" for level in record.load["levels"] for reason, n in level["error_reasons"].items()]
     return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else [])])
 
 

@@ -14,6 +14,7 @@ from leaderboard.memory_notes import memory_phase_notes
 from leaderboard.profiles import DEFAULT_PROFILE, EXACT_PROFILE, WeightProfile, load_profile
 from leaderboard.ranking import LeaderboardRow, criteria_notes, rank
 from leaderboard.results import latest_per_candidate, run_coverage
+from records.run_record import RunRecord, as_run_record
 
 DEFAULT_BASELINE = "baseline"
 
@@ -27,11 +28,11 @@ class Section:
     warnings: list[str] = field(default_factory=list)  # printed above the table
 
     def run_of(self, row: LeaderboardRow) -> dict[str, Any]:
-        return next(r for r in self.group.runs if r.get("run_id") == row.run_id)
+        return next(r for r in self.group.runs if r.run_id == row.run_id)
 
 
 def build(
-    runs: list[dict[str, Any]],
+    runs: list[RunRecord] | list[dict[str, Any]],
     weights: str | Mapping[str, float] | WeightProfile | None = None,
     baseline: str | None = None,
     mix: bool = False,
@@ -46,8 +47,9 @@ def build(
     predicted a smaller share of their planned samples are left out, each with a line that says
     why above its group's table.
     """
+    runs = [as_run_record(r) for r in runs]
     chosen = load_profile(weights) if weights is not None else None
-    runs = [r for r in runs if r.get("status") != "failed"]
+    runs = [r for r in runs if r.status != "failed"]
     groups = group_runs(runs, mix=mix)
     sections = []
     for i, group in enumerate(groups, 1):
@@ -98,14 +100,14 @@ def _apply_min_coverage(
     if threshold is None:
         return runs, []
     kept = [r for r in runs if (run_coverage(r) if run_coverage(r) is not None else 1.0) >= threshold]
-    ranked = {r["candidate"]: r for r in latest_per_candidate(kept)}
+    ranked = {r.candidate: r for r in latest_per_candidate(kept)}
     source = f"--min-coverage {threshold:g}" if from_option else f"the profile's min_coverage = {threshold:g}"
     lines = []
     for run in latest_per_candidate([r for r in runs if not any(r is k for k in kept)]):
-        instead = ranked.get(run["candidate"])
+        instead = ranked.get(run.candidate)
         if instead is not None and latest_per_candidate([instead, run])[0] is instead:
             continue  # an older run of a candidate whose newer run is ranked: not news
-        line = (f"left out: run {run.get('run_id')} of {run['candidate']!r} predicted "
+        line = (f"left out: run {run.run_id} of {run.candidate!r} predicted "
                 f"{_percent(run_coverage(run))} of its planned samples, under {source} "
                 "(failed, skipped and not-run samples count as empty predictions)")
         if instead is not None:
@@ -118,7 +120,7 @@ def _percent(value: float | None) -> str:
     return "an unknown share" if value is None else f"{value * 100:.1f}%"
 
 
-def _list_runs(runs: list[dict[str, Any]], limit: int = 6) -> str:
-    names = [f"{r.get('run_id')} ({r.get('candidate')})" for r in runs[:limit]]
+def _list_runs(runs: list[RunRecord], limit: int = 6) -> str:
+    names = [f"{r.run_id} ({r.candidate})" for r in runs[:limit]]
     more = f", and {len(runs) - limit} more" if len(runs) > limit else ""
     return ", ".join(names) + more

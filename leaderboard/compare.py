@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from leaderboard.grouping import Group, datasets_of, device_kind
-from leaderboard.ranking import CIDER_D_FALLBACK, LATENCY, MEMORY, SPIDER, WER, _node, _number, extra_criterion
-from leaderboard.results import RUN_FILE, latest_per_candidate, validate_run
+from leaderboard.ranking import CIDER_D_FALLBACK, LATENCY, MEMORY, SPIDER, WER, extra_criterion, finite_number, value_at
+from leaderboard.results import RUN_FILE, latest_per_candidate
+from records.files import PREDICTIONS_FILE
+from records.files import read_predictions as read_prediction_lines
+from records.prediction import Prediction
+from records.run_record import RunRecord, as_run_record, problem_with
 
 # task -> (metric name, "min"/"max", scorer(predictions, references lists) -> per-sample scores)
 Scorer = Callable[[list[str], list[list[str]]], list[float | None]]
@@ -36,7 +40,7 @@ class SampleDiff:
         return self.score_b - self.score_a
 
 
-def resolve_run(ref: str, results_dir: str | Path) -> tuple[dict[str, Any], Path]:
+def resolve_run(ref: str, results_dir: str | Path) -> tuple[RunRecord, Path]:
     """A run by folder path, run.json path, run id, unique run-id prefix or candidate name."""
     path = Path(ref)
     candidates = [path if path.name == RUN_FILE else path / RUN_FILE, Path(results_dir) / ref / RUN_FILE]
@@ -55,9 +59,11 @@ def resolve_run(ref: str, results_dir: str | Path) -> tuple[dict[str, Any], Path
                         record = json.loads(p.read_text(encoding="utf-8"))
                     except (OSError, ValueError):
                         continue
-                    if (isinstance(record, dict) and record.get("candidate") == ref and record.get("status") != "failed"
-                            and record.get("kind") != "load"):  # a load test has no predictions to compare
-                        by_name.append((record, p))
+                    if problem_with(record) is not None:
+                        continue
+                    record = RunRecord.from_dict(record, str(p))
+                    if record.candidate == ref and record.status != "failed" and not record.is_load_test:
+                        by_name.append((record, p))  # a load test has no predictions to compare
                 if by_name:
                     newest = latest_per_candidate([r for r, _ in by_name])[0]
                     records = [p for r, p in by_name if r is newest]
@@ -71,10 +77,10 @@ def resolve_run(ref: str, results_dir: str | Path) -> tuple[dict[str, Any], Path
         record = json.loads(found.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ValueError(f"{found}: not a readable run record ({err})") from None
-    problem = validate_run(record)
+    problem = problem_with(record)
     if problem:
         raise ValueError(f"{found}: {problem}")
-    return record, found.parent
+    return RunRecord.from_dict(record, str(found)), found.parent
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -112,7 +118,7 @@ def criteria_table(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[list[str]
         ("Tokens/s", ("efficiency", "tokens_per_s"), ".1f"),
         ("RTFx", ("efficiency", "rtfx"), ".1f"),
     ):
-        va, vb = _number(_node(a, keys)), _number(_node(b, keys))
+        va, vb = finite_number(value_at(a, keys)), finite_number(value_at(b, keys))
         if va is not None or vb is not None:
             lines.append([name, _fmt(va, fmt), _fmt(vb, fmt), _ratio(va, vb)])
     return lines
@@ -120,34 +126,17 @@ def criteria_table(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[list[str]
 
 def comparability(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """How the two runs' measurement conditions differ (empty when they are comparable)."""
-    ga = Group(device_kind(a), datasets_of(a), [dict(a)])
-    gb = Group(device_kind(b), datasets_of(b), [dict(b)])
+    a, b = as_run_record(a), as_run_record(b)
+    ga = Group(device_kind(a), datasets_of(a), [a])
+    gb = Group(device_kind(b), datasets_of(b), [b])
     if ga.kind == gb.kind and all(ga.datasets[s] == gb.datasets[s] for s in set(ga.datasets) & set(gb.datasets)):
         return []
     return gb.differences(ga)
 
 
-def read_predictions(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    path = run_dir / "predictions.jsonl"
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if isinstance(item, dict) and "sample_id" in item:
-            out[(str(item.get("task")), str(item["sample_id"]))] = item  # a resumed sample: last wins
-    return out
-
-
-def _refs(item: Mapping[str, Any]) -> list[str]:
-    refs = item.get("references")
-    if isinstance(refs, list) and refs:
-        return [str(r) for r in refs if r is not None]
-    ref = item.get("reference")
-    return [str(ref)] if ref is not None else []
+def read_predictions(run_dir: Path) -> dict[tuple[str, str], Prediction]:
+    """(task, sample id) -> the run's prediction line; the first of a resumed sample, as scored."""
+    return {p.key: p for p in read_prediction_lines(run_dir / PREDICTIONS_FILE)}
 
 
 def sample_diffs(
@@ -157,7 +146,7 @@ def sample_diffs(
     pa, pb = read_predictions(dir_a), read_predictions(dir_b)
     notes: list[str] = []
     if not pa or not pb:
-        missing = [str(d / "predictions.jsonl") for d, p in ((dir_a, pa), (dir_b, pb)) if not p]
+        missing = [str(d / PREDICTIONS_FILE) for d, p in ((dir_a, pa), (dir_b, pb)) if not p]
         return {}, [f"no per-sample comparison: no predictions in {', '.join(missing)}"]
     shared = sorted(set(pa) & set(pb))
     only = len(set(pa) ^ set(pb))
@@ -166,8 +155,8 @@ def sample_diffs(
     out: dict[str, list[SampleDiff]] = {}
     for task in sorted({t for t, _ in shared}):
         keys = [k for k in shared if k[0] == task]
-        ok = [k for k in keys if pa[k].get("error") is None and pb[k].get("error") is None
-              and pa[k].get("prediction") is not None and pb[k].get("prediction") is not None]
+        ok = [k for k in keys if pa[k].error is None and pb[k].error is None
+              and pa[k].prediction is not None and pb[k].prediction is not None]
         failed = len(keys) - len(ok)
         if failed:
             notes.append(f"{task}: {failed} sample(s) failed in at least one run; not compared")
@@ -175,15 +164,15 @@ def sample_diffs(
             notes.append(f"{task}: no per-sample scorer for this task; not compared")
             continue
         metric, scorer = scorers[task]
-        refs = [_refs(pa[k]) or _refs(pb[k]) for k in ok]
+        refs = [pa[k].references or pb[k].references for k in ok]
         try:
-            sa = scorer([str(pa[k]["prediction"]) for k in ok], refs)
-            sb = scorer([str(pb[k]["prediction"]) for k in ok], refs)
+            sa = scorer([pa[k].prediction for k in ok], refs)
+            sb = scorer([pb[k].prediction for k in ok], refs)
         except Exception as err:  # a scorer that cannot run here must not hide the rest
             notes.append(f"{task}: per-sample {metric} unavailable ({type(err).__name__}: {err})")
             continue
         diffs = [
-            SampleDiff(task, k[1], metric, x, y, str(pa[k]["prediction"]), str(pb[k]["prediction"]), (r or [""])[0])
+            SampleDiff(task, k[1], metric, x, y, pa[k].prediction, pb[k].prediction, (r or [""])[0])
             for k, x, y, r in zip(ok, sa, sb, refs, strict=True)
             if x is not None and y is not None
         ]
@@ -195,11 +184,11 @@ def sample_diffs(
 
 
 def format_comparison(
-    a: Mapping[str, Any], b: Mapping[str, Any], diffs: Mapping[str, list[SampleDiff]], notes: list[str]
+    a: RunRecord, b: RunRecord, diffs: Mapping[str, list[SampleDiff]], notes: list[str]
 ) -> str:
     from tabulate import tabulate
 
-    lines = [f"A: {a['candidate']}  run {a['run_id']}", f"B: {b['candidate']}  run {b['run_id']}", ""]
+    lines = [f"A: {a.candidate}  run {a.run_id}", f"B: {b.candidate}  run {b.run_id}", ""]
     differ = comparability(a, b)
     if differ:
         lines += ["WARNING: these runs were not measured under the same conditions: " + "; ".join(differ), ""]

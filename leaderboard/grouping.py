@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from records.run_record import RunRecord, as_run_record
+
 
 @dataclass(frozen=True)
 class DeviceKind:
@@ -74,11 +76,12 @@ def _short(value: str | None) -> str:
 
 def protocol_of(run: Mapping[str, Any]) -> str:
     """The measurement protocol a run used (records written before the rename call it `profile`)."""
-    return str(run.get("protocol") or run.get("profile") or "default")
+    return str(as_run_record(run).protocol or "default")
 
 
-def device_kind(run: Mapping[str, Any]) -> DeviceKind:
-    env = run.get("environment") or {}
+def device_kind(run: RunRecord | Mapping[str, Any]) -> DeviceKind:
+    run = as_run_record(run)
+    env = run.environment or {}
     device = str(env.get("device") or "unknown").split(":")[0]
     name = env.get("device_name")
     threads = env.get("threads") if device == "cpu" else None
@@ -87,13 +90,14 @@ def device_kind(run: Mapping[str, Any]) -> DeviceKind:
         device=device,
         device_name=str(name) if name is not None else None,
         threads=threads if isinstance(threads, int) else None,
-        prompts=str((run.get("settings") or {}).get("prompts") or "suite"),  # older records: suite
+        prompts=str((run.settings or {}).get("prompts") or "suite"),  # older records: suite
     )
 
 
-def datasets_of(run: Mapping[str, Any]) -> dict[str, str | None]:
+def datasets_of(run: RunRecord | Mapping[str, Any]) -> dict[str, str | None]:
+    run = as_run_record(run)
     out: dict[str, str | None] = {}
-    for suite, block in (run.get("suites") or {}).items():
+    for suite, block in (run.suites or {}).items():
         if isinstance(block, Mapping):
             value = block.get("dataset_hash") or block.get("dataset")
             out[suite] = str(value) if value is not None else None
@@ -104,18 +108,19 @@ def _consistent(a: Mapping[str, str | None], b: Mapping[str, str | None]) -> boo
     return all(a[s] == b[s] for s in set(a) & set(b))
 
 
-def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
+def group_runs(runs: list[RunRecord] | list[dict[str, Any]], mix: bool = False) -> list[Group]:
     """Split runs into comparable groups; default protocol first, then larger groups first.
 
     Within one device kind a run joins the first group whose datasets agree with its own on
     every suite both have (a run with ASR only joins a group with ASR + captioning when the
     ASR data is the same), so the grouping does not depend on which suites a candidate does.
     """
+    runs = [as_run_record(r) for r in runs]
     if mix:
         return [_mixed_group(runs)] if runs else []
     by_kind: dict[DeviceKind, list[Group]] = {}
     # Runs with more suites first, so that partial runs join the fuller groups.
-    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.get("run_id"))))
+    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.run_id)))
     for run in order:
         kind, data = device_kind(run), datasets_of(run)
         groups = by_kind.setdefault(kind, [])
@@ -129,7 +134,7 @@ def group_runs(runs: list[dict[str, Any]], mix: bool = False) -> list[Group]:
             groups.append(Group(kind, dict(data), [run]))
     groups = [g for gs in by_kind.values() for g in gs]
     for group in groups:
-        group.runs.sort(key=lambda r: (str(r.get("candidate")), str(r.get("run_id"))))
+        group.runs.sort(key=lambda r: (str(r.candidate), str(r.run_id)))
     groups.sort(key=lambda g: (g.kind.protocol != "default", g.kind.protocol, g.kind.prompts != "suite",
                                -len(g.runs), g.describe()))
     return groups

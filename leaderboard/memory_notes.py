@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from records.run_record import RunRecord
 
-def peaked_while_loading(run: Mapping[str, Any]) -> bool:
+
+def peaked_while_loading(run: RunRecord | Mapping[str, Any]) -> bool:
+    """Also for fragments of a record (the keys it reads): by key, which a RunRecord answers too."""
     memory = (run.get("efficiency") or {}).get("memory") or {}
     return memory.get("peak_phase") == "load"
 
 
-def memory_phase_notes(runs: list[Mapping[str, Any]]) -> list[str]:
+def memory_phase_notes(runs: list[RunRecord] | list[Mapping[str, Any]]) -> list[str]:
     names = sorted({str(r.get("candidate")) for r in runs if peaked_while_loading(r)})
     if not names:
         return []

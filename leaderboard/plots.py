@@ -213,10 +213,10 @@ def load_plot(records: list[dict]) -> Plot | None:
     one point per concurrency level; None when no level has both values."""
     lines = []
     for record in records:
-        levels = [lv for lv in record["load"]["levels"]
+        levels = [lv for lv in record.load["levels"]
                   if (lv.get("ttft_ms") or {}).get("p50") is not None and lv.get("output_tokens_per_s") is not None]
         if levels:
-            lines.append((record["candidate"], levels))
+            lines.append((record.candidate, levels))
     if not lines:
         return None
     import matplotlib

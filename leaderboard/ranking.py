@@ -23,23 +23,28 @@ from leaderboard.profiles import (
 )
 from leaderboard.results import latest_per_candidate, run_coverage
 from leaderboard.tolerance import tolerant_ranks
+from records.run_record import RunRecord, as_run_record
 
 Direction = Literal["min", "max"]
 CORE_SUITES = ("asr", "aac")
 
 
-def _number(value: Any) -> float | None:
-    # Run records come from JSON written by other code: treat anything that is not a finite
-    # number (null, "n/a", NaN, a bool) as "no value" rather than crashing or ranking it.
+def finite_number(value: Any) -> float | None:
+    """`value` as a float, or None for anything that is not a finite number.
+
+    Run records come from JSON written by other code: anything that is not a finite number
+    (null, "n/a", NaN, a bool) is "no value" rather than a crash or a ranked number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def _node(run: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    node: Any = run
-    for key in keys:
+def value_at(run: RunRecord | Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The value at a path such as ("efficiency", "latency_ms"): the record's field, then its
+    nested blocks; None where any step is missing."""
+    node: Any = getattr(as_run_record(run), keys[0], None)
+    for key in keys[1:]:
         if not isinstance(node, Mapping):
             return None
         node = node.get(key)
@@ -48,16 +53,16 @@ def _node(run: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
 
 def _path(*keys: str) -> Callable[[Mapping[str, Any]], float | None]:
     """Build an extractor that walks nested dicts and returns a number or None."""
-    return lambda run: _number(_node(run, keys))
+    return lambda run: finite_number(value_at(run, keys))
 
 
 def _interval(*keys: str) -> Callable[[Mapping[str, Any]], tuple[float, float] | None]:
     """Build an extractor for a [lo, hi] bootstrap interval, or None."""
 
     def extract(run: Mapping[str, Any]) -> tuple[float, float] | None:
-        node = _node(run, keys)
+        node = value_at(run, keys)
         if isinstance(node, (list, tuple)) and len(node) == 2:
-            lo, hi = _number(node[0]), _number(node[1])
+            lo, hi = finite_number(node[0]), finite_number(node[1])
             if lo is not None and hi is not None:
                 return (lo, hi)
         return None
@@ -87,16 +92,16 @@ def _repeats(key: str) -> Callable[[Mapping[str, Any]], Repeats | None]:
     """Extractor for `efficiency.repeats.<key>` ({"p50", "min", "max", "values"}, with "n" beside)."""
 
     def extract(run: Mapping[str, Any]) -> Repeats | None:
-        node = _node(run, ("efficiency", "repeats"))
+        node = value_at(run, ("efficiency", "repeats"))
         if not isinstance(node, Mapping) or not isinstance(node.get(key), Mapping):
             return None
         spread = node[key]
-        p50, lo, hi = (_number(spread.get(k)) for k in ("p50", "min", "max"))
+        p50, lo, hi = (finite_number(spread.get(k)) for k in ("p50", "min", "max"))
         n = node.get("n")
         if p50 is None or lo is None or hi is None or isinstance(n, bool) or not isinstance(n, int):
             return None
         values = spread.get("values")
-        values = tuple(v for v in (_number(x) for x in values) if v is not None) if isinstance(values, list) else ()
+        values = tuple(v for v in (finite_number(x) for x in values) if v is not None) if isinstance(values, list) else ()
         return Repeats(n, p50, lo, hi, values)
 
     return extract
@@ -166,7 +171,7 @@ def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Directio
     """
     found: dict[str, tuple[str, Direction]] = {}
     for run in runs:
-        for name, block in (run.get("suites") or {}).items():
+        for name, block in (run.suites or {}).items():
             if name in found or not isinstance(block, Mapping):
                 continue
             flag = block.get("extra")
@@ -309,13 +314,14 @@ def rank(
 
     if isinstance(runs, pd.DataFrame):
         runs = runs_from_frame(runs)
+    runs = [as_run_record(r) for r in runs]
     profile = load_profile(weights)
     weights_ = profile.weights
-    runs = latest_per_candidate([r for r in runs if r.get("status") != "failed"])
+    runs = latest_per_candidate([r for r in runs if r.status != "failed"])
     if not runs:
         return []
     criteria = resolve_criteria(runs)
-    names = [run["candidate"] for run in runs]
+    names = [run.candidate for run in runs]
 
     values = pd.DataFrame(
         {c.key: [c.extract(run) for run in runs] for c in criteria}, index=names, dtype="float64"
@@ -325,7 +331,7 @@ def rank(
         # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under
         # ties = "average"; values within the profile's tolerance of their group's best tie
         # (leaderboard.tolerance); a missing value gets the worst rank N.
-        column = [_number(v) for v in values[c.key]]
+        column = [finite_number(v) for v in values[c.key]]
         ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance[c.key], profile.ties)
 
     score = sum(ranks[c.key] * weights_[c.key] for c in criteria)
@@ -337,7 +343,7 @@ def rank(
     for name, run in zip(names, runs, strict=True):
         cvs = {
             c.key: CriterionValue(
-                value=_number(values.at[name, c.key]),  # NaN -> None
+                value=finite_number(values.at[name, c.key]),  # NaN -> None
                 rank=_as_rank(ranks.at[name, c.key]),
                 metric=c.metric,
                 weight=weights_[c.key],
@@ -353,13 +359,13 @@ def rank(
         deltas = {}
         if ref is not None:
             deltas = {
-                c.key: _delta(c.key, _number(values.at[name, c.key]), _number(values.at[ref, c.key]))
+                c.key: _delta(c.key, finite_number(values.at[name, c.key]), finite_number(values.at[ref, c.key]))
                 for c in criteria
             }
         rows.append(
             LeaderboardRow(
                 candidate=name,
-                run_id=run["run_id"],
+                run_id=run.run_id,
                 rank=int(final[name]),
                 score=float(round(score[name], 9)),
                 criteria=cvs,
@@ -378,7 +384,7 @@ def rank(
 def _scored_only(run: Mapping[str, Any]) -> bool:
     """True for a record written before failures counted: a suite without `metrics_scored_only`
     scored only the samples that have a prediction (`bench.py rescore` applies the rule)."""
-    suites = run.get("suites")
+    suites = run.suites
     return isinstance(suites, Mapping) and any(
         isinstance(b, Mapping) and "metrics_scored_only" not in b for b in suites.values())
 

@@ -140,8 +140,8 @@ def _load_html(records: list[dict[str, Any]]) -> list[str]:
             "TTFT ms p50 / p90 / p99", "TPOT ms p50 / p90 / p99", "ITL ms p50 / p99"]
     rows = []
     for record in records:
-        for lv in record["load"]["levels"]:
-            rows.append([record["candidate"], record["run_id"], lv.get("concurrency"), f"{lv.get('ok')} / {lv.get('requests_sent')}",
+        for lv in record.load["levels"]:
+            rows.append([record.candidate, record.run_id, lv.get("concurrency"), f"{lv.get('ok')} / {lv.get('requests_sent')}",
                          lv.get("errors"), _num(lv.get("requests_per_s"), ".2f"), _num(lv.get("output_tokens_per_s"), ".1f"),
                          _pcts(lv.get("ttft_ms"), ("p50", "p90", "p99"), ".0f"), _pcts(lv.get("tpot_ms"), ("p50", "p90", "p99"), ".1f"),
                          _pcts(lv.get("itl_chunk_ms"), ("p50", "p99"), ".1f")])
@@ -166,11 +166,11 @@ TRANSPOSE_UP_TO = 8  # runs: one column per run (fields as rows) reads better th
 def _environment_table(section: Section, rows: list[LeaderboardRow]) -> str:
     """What each run was measured on; fields no run records are left out."""
     runs = [section.run_of(row) for row in rows]
-    envs = [r.get("environment") or {} for r in runs]
+    envs = [r.environment or {} for r in runs]
     fields: list[tuple[str, list[Any]]] = [
-        ("run id", [r.get("run_id") for r in runs]),
-        ("created", [r.get("created_at") for r in runs]),
-        ("status", [r.get("status") for r in runs]),
+        ("run id", [r.run_id for r in runs]),
+        ("created", [r.created_at for r in runs]),
+        ("status", [r.status for r in runs]),
         ("protocol", [protocol_of(r) for r in runs]),
     ]
     for key, label in ENV_KEYS:
@@ -196,7 +196,7 @@ def _datasets(run: dict[str, Any]) -> str:
     return "; ".join(
         f"{name}: {b.get('dataset') or '?'} ({b.get('n_samples', '?')} samples"
         + (f", hash {str(b['dataset_hash'])[:12]}" if b.get("dataset_hash") else "") + ")"
-        for name, b in sorted((run.get("suites") or {}).items()) if isinstance(b, dict)
+        for name, b in sorted((run.suites or {}).items()) if isinstance(b, dict)
     )
 
 

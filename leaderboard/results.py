@@ -11,15 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RUN_FILE = "run.json"
-SUPPORTED_SCHEMA = 1
-STATUSES = ("ok", "partial", "failed")
-# Keys the leaderboard cannot do without; everything else may be absent or null.
-REQUIRED_KEYS = ("run_id", "candidate", "status")
-LOAD_KIND = "load"  # `kind` of a load-test record (harness/serve/loadtest.py)
+from records.files import RUN_FILE
+from records.run_record import REQUIRED_KEYS, RunRecord, as_run_record, problem_with
 
 
-def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Return (rankable run records, warnings) for every ``<results_dir>/*/run.json``.
 
     Folders without run.json are ignored silently (a run still in progress, or unrelated).
@@ -31,82 +27,60 @@ def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[li
     if not root.is_dir():
         return [], [f"results directory {root} does not exist"]
 
-    runs: list[dict[str, Any]] = []
+    runs: list[RunRecord] = []
     warnings: list[str] = []
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         path = run_dir / RUN_FILE
         if not path.is_file():
             continue
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            warnings.append(f"{path}: skipped, not valid JSON ({exc})")
-            continue
-        problem = validate_run(record)
+        record, problem = _read(path)
         if problem:
             warnings.append(f"{path}: skipped, {problem}")
             continue
-        if record.get("kind") == LOAD_KIND:  # a load test (bench.py load): `report` plots it, never ranked
+        if record.is_load_test:  # a load test (bench.py load): `report` plots it, never ranked
             continue
-        if record["status"] == "failed" and not include_failed:
-            warnings.append(
-                f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
-                "failed; not ranked"
-            )
+        if record.status == "failed" and not include_failed:
+            warnings.append(f"{path}: run {record.run_id} of candidate {record.candidate!r} failed; not ranked")
             continue
-        if record["status"] == "partial":
+        if record.status == "partial":
             warnings.append(
-                f"{path}: run {record['run_id']} of candidate {record['candidate']!r} "
-                "is partial; ranked with the results it has"
+                f"{path}: run {record.run_id} of candidate {record.candidate!r} is partial; ranked with the results it has"
             )
         runs.append(record)
     return runs, warnings
 
 
-def load_test_runs(results_dir: str | Path) -> list[dict[str, Any]]:
+def _read(path: Path) -> tuple[RunRecord | None, str | None]:
+    """(the typed record, None) or (None, why it is unusable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"not valid JSON ({exc})"
+    problem = problem_with(data)
+    return (None, problem) if problem else (RunRecord.from_dict(data, str(path)), None)
+
+
+def load_test_runs(results_dir: str | Path) -> list[RunRecord]:
     """The newest load-test record (`kind: "load"`, from `bench.py load`) of each candidate with at
     least one measured level; unreadable and failed ones are left out."""
     found = []
     for path in sorted(Path(results_dir).glob(f"*/{RUN_FILE}")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if validate_run(record) is None and record.get("kind") == LOAD_KIND and record["status"] != "failed":
-            if isinstance(record.get("load"), dict) and record["load"].get("levels"):
+        record, problem = _read(path)
+        if problem is None and record.is_load_test and record.status != "failed":
+            if isinstance(record.load, dict) and record.load.get("levels"):
                 found.append(record)
     return latest_per_candidate(found)
 
 
-def validate_run(record: Any) -> str | None:
-    """Return a description of what makes ``record`` unusable, or None if it is usable."""
-    if not isinstance(record, dict):
-        return f"expected a JSON object, got {type(record).__name__}"
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        return f"missing required key(s): {', '.join(missing)}"
-    for key in REQUIRED_KEYS:
-        if not isinstance(record[key], str) or not record[key]:
-            return f"{key!r} must be a non-empty string, got {record[key]!r}"
-    if record["status"] not in STATUSES:
-        return f"unknown status {record['status']!r} (expected one of {', '.join(STATUSES)})"
-    version = record.get("schema_version")
-    if version is not None and version != SUPPORTED_SCHEMA:
-        return f"unsupported schema_version {version!r} (this leaderboard reads {SUPPORTED_SCHEMA})"
-    for key in ("suites", "efficiency", "environment"):
-        if record.get(key) is not None and not isinstance(record[key], dict):
-            return f"{key!r} must be an object or null, got {type(record[key]).__name__}"
-    return None
-
-
-def run_coverage(record: dict[str, Any]) -> float | None:
+def run_coverage(record: RunRecord | dict[str, Any]) -> float | None:
     """Predicted / planned samples: the record's `coverage` (the lowest of its suites), or, for
     records written before it existed, the lowest `n_scored / n_samples` of its suites."""
-    value = record.get("coverage")
+    record = as_run_record(record)
+    value = record.coverage
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     found = []
-    for block in (record.get("suites") or {}).values():
+    for block in (record.suites or {}).values():
         if not isinstance(block, dict):
             continue
         scored, planned = block.get("n_scored"), block.get("n_samples")
@@ -115,24 +89,24 @@ def run_coverage(record: dict[str, Any]) -> float | None:
     return min(found) if found else None
 
 
-def latest_per_candidate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_per_candidate(runs: list[RunRecord] | list[dict[str, Any]]) -> list[RunRecord]:
     """Keep the newest run of each candidate (by created_at, then run_id), sorted by name."""
-    newest: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        current = newest.get(run["candidate"])
+    newest: dict[str, RunRecord] = {}
+    for run in map(as_run_record, runs):
+        current = newest.get(run.candidate)
         if current is None or _recency(run) > _recency(current):
-            newest[run["candidate"]] = run
+            newest[run.candidate] = run
     return [newest[name] for name in sorted(newest)]
 
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-def _recency(run: dict[str, Any]) -> tuple[datetime, str]:
+def _recency(run: RunRecord) -> tuple[datetime, str]:
     # Compare parsed datetimes, not strings: "+01:00" and "Z" offsets would sort wrongly as
     # text. A missing or unparseable created_at counts as oldest; run_id breaks ties (run ids
     # start with a timestamp, so this is still "newest").
-    return _parse_time(run.get("created_at")), str(run.get("run_id", ""))
+    return _parse_time(run.created_at), run.run_id
 
 
 def _parse_time(value: Any) -> datetime:
@@ -157,6 +131,6 @@ def load_results(results_dir: str | Path, include_failed: bool = False) -> Any:
     import pandas as pd
 
     runs, warnings = load_runs(results_dir, include_failed=include_failed)
-    frame = pd.json_normalize(runs, sep=".") if runs else pd.DataFrame(columns=list(REQUIRED_KEYS))
+    frame = pd.json_normalize([r.to_dict() for r in runs], sep=".") if runs else pd.DataFrame(columns=list(REQUIRED_KEYS))
     frame.attrs["warnings"] = warnings
     return frame

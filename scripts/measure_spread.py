@@ -23,6 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from records import files  # noqa: E402
 
 
 def run_once(args: list[str], results: Path) -> Path | None:
@@ -43,14 +46,14 @@ def run_once(args: list[str], results: Path) -> Path | None:
 def report(results: Path) -> None:
     by_candidate: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
     for path in sorted(results.glob("*/run.json")):
-        record = json.loads(path.read_text())
-        eff = record.get("efficiency") or {}
-        if record.get("status") != "ok" or eff.get("peak_memory_mb") is None or eff.get("latency_ms") is None:
+        record = files.read_run_record(path.parent)
+        eff = record.efficiency or {}
+        if record.status != "ok" or eff.get("peak_memory_mb") is None or eff.get("latency_ms") is None:
             continue
         extra = path.parent / "spread.json"
         load = json.loads(extra.read_text())["load_average"] if extra.is_file() else None
         note = f"load {load[0]:.1f} -> {load[1]:.1f}" if load else ""
-        by_candidate[record["candidate"]].append((eff["peak_memory_mb"], eff["latency_ms"], note))
+        by_candidate[record.candidate].append((eff["peak_memory_mb"], eff["latency_ms"], note))
     for name, rows in by_candidate.items():
         print(f"{name}: {len(rows)} runs")
         for memory, latency, note in rows:

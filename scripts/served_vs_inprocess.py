@@ -14,7 +14,6 @@ TTFT/TPOT (p50 of the repeats' medians) and whether the served numbers are withi
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from serve_overhead import measure  # noqa: E402
 
 from harness.serve.launch import served  # noqa: E402
+from records import files  # noqa: E402
+from records.run_record import RunRecord  # noqa: E402
 
 
 def bench_run(candidate: str, results: Path, threads: int, repeat: int, limit: int | None,
@@ -39,17 +40,14 @@ def bench_run(candidate: str, results: Path, threads: int, repeat: int, limit: i
         args += ["--limit", str(limit)]
     subprocess.run(args, check=True, cwd=REPO)
     run_dir = max(results.iterdir(), key=lambda p: p.stat().st_mtime)
-    record = json.loads((run_dir / "run.json").read_text())
-    predictions = {}
-    for line in (run_dir / "predictions.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        predictions[row["sample_id"]] = row["prediction"]
+    record = files.read_run_record(run_dir)
+    predictions = {p.sample_id: p.prediction for p in files.read_predictions(run_dir / files.PREDICTIONS_FILE)}
     return {"record": record, "predictions": predictions}
 
 
-def timing(record: dict, key: str) -> float:
+def timing(record: RunRecord, key: str) -> float:
     """p50 over the repeats' medians when the run was repeated, else the run's median."""
-    eff = record["efficiency"]
+    eff = record.efficiency
     repeats = eff.get("repeats") or {}
     values = (repeats.get(key) or {}).get("values")
     return statistics.median(values) if values else eff[key]["p50"]

@@ -69,7 +69,7 @@ def null_floor(threads: int, results: Path, limit: int | None) -> tuple[float | 
 
     options = RunOptions(candidate="null", results=results, threads=threads, limit=limit, progress=False)
     run_dir, record = execute(options)
-    eff = record["efficiency"]
+    eff = record.efficiency
     ttft = {k: eff["ttft_ms"][k] for k in ("p50", "p90")}
     return eff.get("peak_memory_mb"), ttft, str(run_dir)
 
