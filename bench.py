@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING
 
 import click
 
+# The choices of the options below, from the (light) modules that own them: one list each.
+from harness.data import DATA_FORMATS
+from harness.run.run_options import PROTOCOLS
+from harness.score.submission import TASKS as SUBMISSION_TASKS
+from harness.suites import LONG_AUDIO_MODES, PROMPT_MODES
+from harness.sweep.executors import EXECUTORS
+from leaderboard.render import FORMATS as LEADERBOARD_FORMATS
+
 if TYPE_CHECKING:
     from records.run_record import RunRecord
 
@@ -35,7 +43,7 @@ def cli() -> None:
 @click.option("--data", type=click.Path(path_type=Path),
               help="Annotation JSON, LibriSpeech folder, Clotho/AudioCaps CSV, HF dataset folder or parquet "
                    "(default: embedded demo).")
-@click.option("--format", "data_format", type=click.Choice(["json", "librispeech", "clotho", "audiocaps", "hf"]),
+@click.option("--format", "data_format", type=click.Choice(DATA_FORMATS),
               help="Format of --data (default: detected from the path).")
 @click.option("--suite", "suites", help="Comma-separated suites to run, e.g. asr,aac (default: all the data has).")
 @click.option("--limit", type=click.IntRange(min=1), help="Run at most N samples per suite.")
@@ -50,17 +58,17 @@ def cli() -> None:
               help="aac-metrics cache folder holding the SPICE jars (default: aac-metrics' own, ~/.cache).")
 @click.option("--skip-invalid", is_flag=True, help="Run valid samples; record invalid ones as failed.")
 @click.option("--timeout-s", type=float, help="Kill the measured process after this many seconds.")
-@click.option("--protocol", type=click.Choice(["default", "nota2025"]), default="default", show_default=True,
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="default", show_default=True,
               help="Measurement protocol: ours (default) or the competition organiser's evaluator (nota2025).")
 @click.option("--sample-timeout-s", type=float,
               help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
                    "their spread is recorded (efficiency.repeats).")
-@click.option("--prompts", type=click.Choice(["suite", "model"]), default="suite", show_default=True,
+@click.option("--prompts", type=click.Choice(PROMPT_MODES), default="suite", show_default=True,
               help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
                    "model's authors publish, where the candidate has one (the record says which was used).")
-@click.option("--long-audio", type=click.Choice(["chunk", "truncate", "fail"]),
+@click.option("--long-audio", type=click.Choice(LONG_AUDIO_MODES),
               help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
                    "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
@@ -69,10 +77,10 @@ def cli() -> None:
               help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
 @click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
               help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
-def run(candidate, data, suites, limit, device, threads, warmup, results, audio_root, skip_invalid, timeout_s,
-        protocol, sample_timeout_s, resume_id, repeat=1, data_format=None, audio_dir=None, aac_cache=None,
-        batch_size=1, efficiency_samples=50, prompts="suite", long_audio=None) -> None:
+def run(candidate, suites, resume_id, results, **options) -> None:
     """Run one candidate on the suites and write results/<run_id>/run.json."""
+    # Every other option is named as RunOptions' field: a new run option is a field (checked in
+    # harness/run/run_options.py) and its click option above, nothing else.
     from harness.data.errors import DataError
     from harness.registry import RegistryError
     from harness.run.execute import execute, resume
@@ -85,15 +93,8 @@ def run(candidate, data, suites, limit, device, threads, warmup, results, audio_
         if resume_id:
             run_dir, record = resume(results, resume_id)
         else:
-            options = RunOptions(
-                candidate=candidate, data=data, suites=parse_suite_list(suites), limit=limit, device=device,
-                threads=threads, warmup=warmup, results=results, audio_root=audio_root,
-                skip_invalid=skip_invalid, timeout_s=timeout_s, protocol=protocol,
-                sample_timeout_s=sample_timeout_s, data_format=data_format, audio_dir=audio_dir,
-                aac_cache=aac_cache, repeat=repeat, batch_size=batch_size, efficiency_samples=efficiency_samples,
-                prompts=prompts, long_audio=long_audio,
-            )
-            run_dir, record = execute(options)
+            run_options = RunOptions(candidate=candidate, suites=parse_suite_list(suites), results=results, **options)
+            run_dir, record = execute(run_options)
     except (RegistryError, RunError, ValueError) as err:
         _fail(str(err))
     except DataError as err:
@@ -206,7 +207,7 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
 
 @cli.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="The dataset to validate.")
-@click.option("--format", "data_format", type=click.Choice(["json", "librispeech", "clotho", "audiocaps", "hf"]),
+@click.option("--format", "data_format", type=click.Choice(DATA_FORMATS),
               help="Data format (default: detected from the path).")
 @click.option("--audio-root", type=click.Path(path_type=Path), help="Folder relative audio paths resolve against.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder of a Clotho/AudioCaps CSV.")
@@ -232,7 +233,7 @@ def check(data, data_format, audio_root, audio_dir) -> None:
 
 @cli.command()
 @click.option("--run", "run_id", required=True, help="Run id (or run folder) to export.")
-@click.option("--task", type=click.Choice(["asr", "aac"]), required=True)
+@click.option("--task", type=click.Choice(SUBMISSION_TASKS), required=True)
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="CSV to write (default: RUN_DIR/submission-TASK.csv).")
 def submit(run_id, task, results, out) -> None:
@@ -308,7 +309,7 @@ def export(candidate, out_dir, name, data) -> None:
     click.echo(f"candidate file: {result.candidate_file}")
 
 
-# The three original candidates, then a real-weight pair (README recipe study): Whisper tiny.en
+# The three original candidates, then a real-weight pair (docs/results/2026-11-recipe-study.md): Whisper tiny.en
 # fp32 and its best recipe, exported pre-quantized, so the first leaderboard shows a real trade-off.
 DEMO_CANDIDATES = ("baseline", "qlora4bit", "whisper-tiny", "whisper-tiny-hf", "whisper-tiny-hf-int8-ctx")
 
@@ -362,7 +363,7 @@ def _leaderboard_sections(results, weights, baseline, mix, min_coverage=None):
 
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*LEADERBOARD_FORMATS, "json"]), default="table", show_default=True)
 @click.option("--weights", help=_WEIGHTS_HELP)
 @click.option("--baseline", help="Reference candidate for the deltas (default: `baseline` when it has a run).")
 @click.option("--ci", is_flag=True,
@@ -410,7 +411,7 @@ def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--dry-run", is_flag=True, help="List the cells (and which are finished already); run nothing.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="local: one cell after another here; ray: one Ray task per cell on a Ray cluster.")
 @click.option("--ray-address", metavar="ADDR",
               help="Ray cluster to use (e.g. 10.0.0.5:6379; default: $RAY_ADDRESS, else a private one here).")

@@ -74,7 +74,7 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         ("provenance", isinstance(doc.get("provenance", {}), dict)),
     ):
         if not ok:
-            problems.append(f"`{key}` has the wrong shape ({doc[key]!r}); see the README's candidate file keys")
+            problems.append(f"`{key}` has the wrong shape ({doc[key]!r}); see docs/reference/candidate-files.md")
     if "family" not in doc:
         problems.append(f"missing `family = \"...\"` (one of: {', '.join(family_names())})")
     if problems[len(unknown) > 0:]:  # shape problems: the options cannot be checked yet
@@ -205,7 +205,7 @@ def build(spec: CandidateSpec) -> Candidate:
     if not isinstance(candidate, Candidate):
         raise RegistryError(
             f"{where} built a {type(candidate).__name__}, which does not subclass harness.candidate.Candidate; "
-            "subclass it (see the README section 'Writing a candidate')"
+            "subclass it (see docs/guides/writing-a-candidate.md)"
         )
     candidate.spec = spec
     candidate.name = spec.name

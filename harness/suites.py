@@ -29,6 +29,8 @@ DEMO_DATA = Path(__file__).parent / "data" / "demo_data"
 ENTRY_POINT_GROUP = "lalm_bench.suites"
 # What a suite (or `--long-audio`) does with audio longer than the model's window (harness/data/long_audio.py).
 LONG_AUDIO_MODES = ("chunk", "truncate", "fail")
+# Whose prompt a request carries (`--prompts`): the suite's (competition) one or the model's own (harness/data/prompts.py).
+PROMPT_MODES = ("suite", "model")
 
 # metric(predictions, references) -> {"name": value, ...} or ({...}, ["notice", ...])
 Metric = Callable[[list[str], list[list[str]]], Any]
@@ -59,7 +61,7 @@ class Suite:
                              f"not {self.long_audio!r}")
 
 
-# Prompts are the competition's (DESIGN.md section 5), typo included, so scores are comparable.
+# Prompts are the competition's (docs/concepts/measurement.md, nota2025), typo included, so scores are comparable.
 BUILTIN_SUITES: tuple[Suite, ...] = (
     Suite(
         name="asr",

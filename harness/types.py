@@ -1,10 +1,11 @@
-"""Records passed between the harness and candidates."""
+"""Records passed between the harness and candidates. The interface a candidate implements is the
+base class `harness.candidate.Candidate`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -32,18 +33,6 @@ class Generation:
     text: str
     n_tokens: int | None = None  # tokens generated; the harness counts callbacks when None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Candidate(Protocol):
-    """The interface a plugin implements: load once, then generate per request."""
-
-    name: str
-    tasks: frozenset[str]
-
-    def load(self, device: str) -> None: ...
-
-    def generate(self, request: Request, on_token: TokenCallback) -> Generation: ...
 
 
 @dataclass

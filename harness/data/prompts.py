@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from harness.candidate import Candidate
+from harness.suites import PROMPT_MODES
 
-MODES = ("suite", "model")
+MODES = PROMPT_MODES
 PROMPTS_FILE = "prompts.json"  # written by the worker once the prompts are known
 
 

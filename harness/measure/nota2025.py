@@ -1,4 +1,4 @@
-"""Measurement protocols. `default` is DESIGN.md section 5; `nota2025` reproduces the
+"""Measurement protocols. `default` is docs/concepts/measurement.md; `nota2025` reproduces the
 organiser's evaluator of the original competition, so users can compare with its public
 leaderboard. It is never the default, and its runs are never ranked with other protocols'.
 

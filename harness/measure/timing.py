@@ -1,4 +1,4 @@
-"""Token timestamps and the latency definitions of DESIGN.md section 5.
+"""Token timestamps and the latency definitions of docs/concepts/measurement.md.
 
 The harness owns the clock: a candidate only calls `on_token()` when a token exists. TTFT runs
 from the hand-over of the decoded waveform to the first token; TPOT is the vLLM definition

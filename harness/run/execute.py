@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from harness.candidate import overrides
-from harness.data import long_audio, prompts
 from harness.measure.worker import SAMPLE_TIMEOUT_EXIT
 from harness.registry import build, resolve
 from harness.run import repeats, store
@@ -19,7 +18,7 @@ from harness.run.child import describe_exit, spawn
 from harness.run.library_logs import library_logs_to
 from harness.run.plan import job_for, plan, plan_batched, plans_from_job
 from harness.run.record import build_record
-from harness.run.run_options import RunError, RunOptions, check_protocol
+from harness.run.run_options import RunError, RunOptions
 from harness.score.scoring import efficiency_block
 from harness.spec import CandidateSpec
 from records import files
@@ -32,13 +31,6 @@ def execute(options: RunOptions, spec: CandidateSpec | None = None,
             executor: dict | None = None) -> tuple[Path, RunRecord]:
     """Runs `options.candidate` (or `spec`, a candidate built elsewhere, e.g. a sweep's recipe
     variant); `executor` says in run.json which executor and node ran it (sweeps)."""
-    check_protocol(options.protocol)
-    if options.batch_size > 1 and options.protocol != "default":
-        raise RunError(f"--batch-size applies to the default protocol only; {options.protocol} times its own "
-                       "requests (run it with --batch-size 1)")
-    prompts.check_mode(options.prompts)
-    if options.long_audio is not None:
-        long_audio.check_mode(options.long_audio)
     spec = spec or resolve(options.candidate)
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)

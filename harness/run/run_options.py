@@ -1,11 +1,26 @@
-"""What a run is asked to do (`bench.py run`'s options), checked in one place."""
+"""What a run is asked to do (`bench.py run`'s options), checked in one place.
+
+`RunOptions` checks itself when made, whoever makes it (the CLI, a sweep cell, a resumed job, the
+API), and `option_problems` lists every problem at once for callers that report them together
+(sweep files). The names of the choices live in light modules so that bench.py's options can
+list them without importing the code behind them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from harness.suites import Suite
+from harness.data import DATA_FORMATS
+from harness.suites import LONG_AUDIO_MODES, PROMPT_MODES, Suite
+
+PROTOCOLS = ("default", "nota2025")  # measurement protocols (docs/concepts/measurement.md)
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# Smallest allowed value of each numeric option (click enforces the same for `bench.py run`).
+MINIMUMS = {"threads": 1, "limit": 1, "warmup": 0, "repeat": 1, "batch_size": 1, "efficiency_samples": 1,
+            "timeout_s": 0, "sample_timeout_s": 0}
+PATH_FIELDS = ("data", "results", "audio_root", "audio_dir", "aac_cache")
 
 
 class RunError(Exception):
@@ -38,14 +53,40 @@ class RunOptions:
     long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/data/long_audio.py)
     sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep/spec.py); None outside sweeps
 
+    def __post_init__(self) -> None:
+        for name in PATH_FIELDS:  # a resumed job and the API give strings
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, Path(value))
+        problems = option_problems({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise RunError("; ".join(problems))
+
     def long_audio_for(self, suite: Suite) -> str:
         return self.long_audio or suite.long_audio
 
 
-PROTOCOLS = ("default", "nota2025")
-
-
-def check_protocol(name: str) -> str:
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown measurement protocol {name!r}; known: {', '.join(PROTOCOLS)}")
-    return name
+def option_problems(values: dict) -> list[str]:
+    """Every problem of a set of run options (RunOptions' fields; absent ones are not checked)."""
+    problems = []
+    for name, minimum in MINIMUMS.items():
+        value = values.get(name)
+        if value is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value < minimum:
+            problems.append(f"{name} = {value!r} must be at least {minimum}")
+    protocol = values.get("protocol")
+    if protocol is not None and protocol not in PROTOCOLS:
+        problems.append(f"unknown measurement protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    elif (values.get("batch_size") or 1) > 1 and protocol not in (None, "default"):
+        problems.append(f"--batch-size applies to the default protocol only; {protocol} times its own "
+                        "requests (run it with --batch-size 1)")
+    for name, known, flag in (("prompts", PROMPT_MODES, "--prompts"), ("long_audio", LONG_AUDIO_MODES, "--long-audio")):
+        value = values.get(name)
+        if value is not None and value not in known:
+            problems.append(f"unknown {flag} mode {value!r}; choose one of {', '.join(known)}")
+    data_format = values.get("data_format")
+    if data_format is not None and data_format not in DATA_FORMATS:
+        problems.append(f"unknown data format {data_format!r}; known: {', '.join(DATA_FORMATS)}")
+    device = values.get("device")
+    if device is not None and not DEVICE.fullmatch(str(device)):
+        problems.append(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    return problems

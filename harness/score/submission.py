@@ -15,6 +15,8 @@ from records import files
 from records.schema import RecordError
 
 COLUMNS = ["testset_id", "text"]
+# The competition's submission files answer its two named tasks.
+TASKS = ("asr", "aac")
 DEFAULT_ID_PATTERN = r"test\d{4}"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.options import OptionsError, parse_options, unknown_keys_message
 from harness.registry import RegistryError, build, resolve
-from harness.run.run_options import PROTOCOLS, RunOptions
+from harness.run.run_options import PROTOCOLS, RunOptions, option_problems
 from harness.spec import CandidateSpec, read_toml
 
 SWEEP_KEYS = ("name", "candidates", "recipes", "recipe_mode", "variants", "datasets", "protocols", "threads", "options")
@@ -352,19 +352,8 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
     for name in parsed.suites or []:
         if name not in SUITES:
             problems.append(f"[options]: unknown suite {name!r}; known: {', '.join(SUITES)}")
-    for key, minimum in (("limit", 1), ("warmup", 0), ("timeout_s", 0), ("sample_timeout_s", 0), ("repeat", 1),
-                         ("batch_size", 1), ("efficiency_samples", 1)):
-        value = getattr(parsed, key, None)
-        if value is not None and value < minimum:
-            problems.append(f"[options]: {key} = {value!r} must be at least {minimum}")
-    from harness.data import long_audio, prompts
-
-    for key, check in (("prompts", prompts.check_mode), ("long_audio", long_audio.check_mode)):
-        if raw.get(key) is not None:
-            try:
-                check(raw[key])
-            except ValueError as err:
-                problems.append(f"[options]: {err}")
+    # The run's own checks (RunOptions), on what the file sets; protocol and threads are axes, checked above.
+    problems += [f"[options]: {problem}" for problem in option_problems({key: getattr(parsed, key) for key in raw})]
     path_fields = _path_fields()
     options = {}
     for key in raw:  # only what the file sets: a default is not part of the cell key

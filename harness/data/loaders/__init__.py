@@ -19,11 +19,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from harness.data import DATA_FORMATS
 from harness.data.annotation import load_annotation_json
 from harness.data.errors import DataError, Problem
 from harness.types import Sample
 
-FORMATS = ("json", "librispeech", "clotho", "audiocaps", "hf")
+FORMATS = DATA_FORMATS
 
 
 def detect_format(path: Path) -> str:

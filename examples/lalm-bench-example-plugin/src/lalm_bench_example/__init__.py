@@ -1,1 +1,1 @@
-"""Example lalm-bench plugin (see the README section "Writing a candidate")."""
+"""Example lalm-bench plugin (see docs/guides/writing-a-candidate.md)."""
