@@ -46,7 +46,7 @@ class Suite:
     higher_is_better: bool
     annotation_tasks: tuple[str, ...] = ()  # `task` values in annotation JSON that map here
     demo_file: Path | None = None  # annotation JSON run when no --data is given
-    metric: Metric | None = None  # None for the built-ins (scored in harness.scoring)
+    metric: Metric | None = None  # None for the built-ins (scored in harness.score.scoring)
     extra: bool = True  # not one of the competition's two named tasks
     # Shorter clips fail with their length instead of being answered (a 3 ms "utterance" is a
     # broken file, not a test item); a suite of very short sounds sets this to 0.

@@ -133,7 +133,7 @@ SPIDER = Criterion(
     "spider", "SPIDEr", "max", _path("suites", "aac", "metrics", "spider"),
     ci=_interval("suites", "aac", "metrics_ci", "spider"),
 )
-# SPIDEr needs SPICE, which cannot run without the CoreNLP 3.6.0 jars (DESIGN.md section 5);
+# SPIDEr needs SPICE, which cannot run without the CoreNLP 3.6.0 jars (docs/concepts/measurement.md);
 # then CIDEr-D, the other half of SPIDEr, is ranked in its place and says so.
 CIDER_D_FALLBACK = replace(
     SPIDER,

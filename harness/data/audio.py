@@ -1,7 +1,6 @@
-"""Reading evaluation data: SALMONN-style annotation JSON and the audio it points at.
-
-The other formats (LibriSpeech, Clotho, AudioCaps, Hugging Face datasets) live in
-`harness.loaders`; every loader yields the same `Sample`.
+"""A sample's audio: decoded (any format libsndfile reads, or a dataset's stored bytes),
+mixed to mono and resampled to 16 kHz. The files that list samples are read by
+`harness.data.annotation` and `harness.data.loaders`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ def load_audio(path: str) -> tuple[np.ndarray, int]:
     """Any libsndfile format -> (float32 mono at 16 kHz, original sample rate).
 
     `path` is a file path, or a reference into a Hugging Face dataset made by
-    `harness.loaders.hf` (`hf-disk:DIR::SPLIT::ROW` or `parquet:FILE::ROW`), whose stored
+    `harness.data.loaders.hf` (`hf-disk:DIR::SPLIT::ROW` or `parquet:FILE::ROW`), whose stored
     bytes are decoded with soundfile (no torchcodec needed). A WAV or FLAC file that holds fewer
     frames than its header declares is refused as truncated, never scored as a shorter clip.
     """

@@ -59,7 +59,7 @@ class SampleWatchdog:
 
     def begin_batch(self, size: int) -> None:
         """A batch of `size` requests gets `size` times the limit; if it hangs nothing is written:
-        the next child answers that batch's requests one at a time (harness.quality_pass)."""
+        the next child answers that batch's requests one at a time (harness.measure.quality_pass)."""
         with self._lock:
             self._current = ("", None, time.monotonic(), [])
             self._scale = size

@@ -26,7 +26,7 @@ def git_sha() -> str | None:
 
 
 def describe(device: str, device_name: str, threads: int, gpu: dict | None = None) -> dict:
-    """`gpu`: the measured GPU's name, UUID and PCI bus id (`harness.gpu.identity`), None on a CPU."""
+    """`gpu`: the measured GPU's name, UUID and PCI bus id (`harness.measure.gpu.identity`), None on a CPU."""
     import os
 
     return {

@@ -5,7 +5,7 @@ suite, fixed seed, so a run's intervals are reproducible); the interval is the p
 of the metric over the draws (95%: the 2.5th and 97.5th percentiles).
 
 - Corpus WER per draw = sum of the drawn samples' word errors / sum of their reference words,
-  from per-sample counts computed once (`harness.metrics.wer_per_sample`).
+  from per-sample counts computed once (`harness.score.metrics.wer_per_sample`).
 - Mean metrics (CIDEr-D, SPICE, SPIDEr) per draw = mean of the drawn per-sample scores.
 """
 

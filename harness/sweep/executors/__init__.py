@@ -1,6 +1,6 @@
 """Where a sweep's cells run: `local` (one after another, in this process's measured children)
 or `ray` (one Ray task per cell, on the nodes of a Ray cluster). Both run the same measured child
-(harness.runner) and leave the same run folders in the results folder."""
+(harness.run) and leave the same run folders in the results folder."""
 
 from __future__ import annotations
 

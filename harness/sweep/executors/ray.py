@@ -1,7 +1,7 @@
 """The Ray executor: one Ray task per cell, anywhere in a Ray cluster.
 
-Each task runs the same measured child the local executor runs (harness.runner in the task's
-fresh worker process, which spawns `python -m harness.worker`), into a node-local temporary
+Each task runs the same measured child the local executor runs (harness.run in the task's
+fresh worker process, which spawns `python -m harness.measure.worker`), into a node-local temporary
 results folder. Nothing assumes a shared filesystem: the task is a streaming generator that sends
 the run folder back as it grows (job.json first, then each new complete line of
 predictions.jsonl, then every file of the finished run), and the driver writes those into its own

@@ -53,7 +53,7 @@ class ScriptedReply(Candidate):
         return Generation(text=" ".join(words), n_tokens=len(words), info={"audio_s": round(seconds, 3)})
 
     def weight_bytes(self) -> int:
-        return 0  # a real family counts its tensors: harness.memory.tensor_bytes(model)
+        return 0  # a real family counts its tensors: harness.measure.memory.tensor_bytes(model)
 
 
 # A candidate entry point may name a CandidateSpec: a family plus options, like a TOML file.
