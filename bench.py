@@ -78,7 +78,7 @@ def cli() -> None:
 @click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
               help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
 def run(candidate, suites, resume_id, results, **options) -> None:
-    """Run one candidate on the suites and write results/<run_id>/run.json."""
+    """Run one candidate on the suites and write `results/<run_id>/run.json`."""
     # Every other option is named as RunOptions' field: a new run option is a field (checked in
     # harness/run/run_options.py) and its click option above, nothing else.
     from harness.data.errors import DataError
@@ -540,7 +540,7 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 def load(candidate, concurrency, n_requests, duration_s, data, suite, warmup, results) -> None:
     """Load-test a served candidate: throughput, TTFT/TPOT/ITL percentiles and errors per
-    concurrency level; writes results/<run_id>/run.json with a `load` block."""
+    concurrency level; writes `results/<run_id>/run.json` with a `load` block."""
     from harness.registry import RegistryError
     from harness.run.run_options import RunError
     from harness.serve.loadtest import LoadError, LoadOptions, execute
