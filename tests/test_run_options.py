@@ -59,3 +59,15 @@ def test_every_run_option_of_the_cli_is_a_field_of_run_options():
     fields = set(RunOptions.__dataclass_fields__)
     names = {p.name for p in bench.run.params} - {"resume_id"}
     assert names <= fields, names - fields
+
+
+def test_the_cli_imports_its_choices_without_the_model_stack():
+    """bench.py's option lists come from light modules: `--help` loads no torch, numpy or pandas."""
+    import subprocess
+    import sys
+
+    code = "import sys, bench; print(sorted(m for m in ('torch', 'numpy', 'pandas', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(bench.__file__).parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
