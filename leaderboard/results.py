@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from records.files import RUN_FILE
-from records.run_record import REQUIRED_KEYS, RunRecord, as_run_record, problem_with
+from records.run_record import REQUIRED_KEYS, RunRecord, as_run_record
+from records.schema import RecordError
 
 
 def load_runs(results_dir: str | Path, include_failed: bool = False) -> tuple[list[RunRecord], list[str]]:
@@ -56,8 +57,10 @@ def _read(path: Path) -> tuple[RunRecord | None, str | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"not valid JSON ({exc})"
-    problem = problem_with(data)
-    return (None, problem) if problem else (RunRecord.from_dict(data, str(path)), None)
+    try:
+        return RunRecord.from_dict(data, path), None
+    except RecordError as err:
+        return None, err.problem
 
 
 def load_test_runs(results_dir: str | Path) -> list[RunRecord]:

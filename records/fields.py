@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import cache
 from typing import Any
+
+
+@cache
+def _names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init and f.name != "extra")
 
 
 def split_known(cls: type, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the keys `cls` declares, every other key). The other keys come from a newer writer or a
     plugin; records keep them in `extra` and write them back unchanged, so nothing is lost."""
-    names = {f.name for f in dataclasses.fields(cls) if f.init and f.name != "extra"}
+    names = _names(cls)
     known = {k: v for k, v in data.items() if k in names}
     return known, {k: v for k, v in data.items() if k not in names}
 

@@ -89,11 +89,11 @@ class RunRecord:
         return data | extra
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "run record") -> RunRecord:
-        """The typed record; RecordError names `where` and what makes the record unusable."""
+    def from_dict(cls, data: Any, where: object = "run record") -> RunRecord:
+        """The typed record; RecordError names `where` (a file) and what makes the record unusable."""
         problem = problem_with(data)
         if problem:
-            raise RecordError(f"{where}: {problem}")
+            raise RecordError(f"{where}: {problem}", problem)
         data = dict(data)
         if "profile" in data and "protocol" not in data:  # records written before the rename
             data["protocol"] = data.pop("profile")
@@ -111,7 +111,7 @@ _OMITTED_WHEN_NULL = ("executor", "load", "history", "restarts_after_sample_time
 _ABSENT = object()
 
 
-def as_run_record(record: RunRecord | dict[str, Any], where: str = "run record") -> RunRecord:
+def as_run_record(record: RunRecord | dict[str, Any], where: object = "run record") -> RunRecord:
     """`record` typed: a RunRecord as it is, a dict (run.json's JSON form) read with from_dict."""
     return record if isinstance(record, RunRecord) else RunRecord.from_dict(record, where)
 

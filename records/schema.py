@@ -9,3 +9,7 @@ SUPPORTED_SCHEMAS = (1,)
 
 class RecordError(ValueError):
     """A record file that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, message: str, problem: str | None = None):
+        super().__init__(message)
+        self.problem = problem or message  # what is wrong, without the file's name
