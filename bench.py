@@ -14,18 +14,30 @@ from typing import TYPE_CHECKING
 
 import click
 
-# The choices of the options below, from the (light) modules that own them: one list each.
-from harness.data import DATA_FORMATS
-from harness.run.run_options import PROTOCOLS
-from harness.score.submission import TASKS as SUBMISSION_TASKS
-from harness.suites import LONG_AUDIO_MODES, PROMPT_MODES
-from harness.sweep.executors import EXECUTORS
 from leaderboard.render import FORMATS as LEADERBOARD_FORMATS
 
 if TYPE_CHECKING:
     from records.run_record import RunRecord
 
 DEFAULT_RESULTS = Path("results")
+
+
+class ChoiceOf(click.Choice):
+    """The choices of an option, read from the constant of the module that owns them when first
+    needed (parsing, --help), so there is one list, and a command that never uses the option
+    (`leaderboard`) never imports the harness."""
+
+    def __init__(self, module: str, name: str, case_sensitive: bool = True) -> None:
+        self.source = (module, name)
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        module, name = self.source
+        return tuple(getattr(importlib.import_module(module), name))
+
+
+DATA_FORMATS = ChoiceOf("harness.data", "DATA_FORMATS")
 
 
 def _fail(message: str) -> None:
@@ -43,7 +55,7 @@ def cli() -> None:
 @click.option("--data", type=click.Path(path_type=Path),
               help="Annotation JSON, LibriSpeech folder, Clotho/AudioCaps CSV, HF dataset folder or parquet "
                    "(default: embedded demo).")
-@click.option("--format", "data_format", type=click.Choice(DATA_FORMATS),
+@click.option("--format", "data_format", type=DATA_FORMATS,
               help="Format of --data (default: detected from the path).")
 @click.option("--suite", "suites", help="Comma-separated suites to run, e.g. asr,aac (default: all the data has).")
 @click.option("--limit", type=click.IntRange(min=1), help="Run at most N samples per suite.")
@@ -58,17 +70,17 @@ def cli() -> None:
               help="aac-metrics cache folder holding the SPICE jars (default: aac-metrics' own, ~/.cache).")
 @click.option("--skip-invalid", is_flag=True, help="Run valid samples; record invalid ones as failed.")
 @click.option("--timeout-s", type=float, help="Kill the measured process after this many seconds.")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="default", show_default=True,
+@click.option("--protocol", type=ChoiceOf("harness.run.run_options", "PROTOCOLS"), default="default", show_default=True,
               help="Measurement protocol: ours (default) or the competition organiser's evaluator (nota2025).")
 @click.option("--sample-timeout-s", type=float,
               help="A sample running longer is recorded as failed and the run goes on in a fresh process.")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the timed pass N times in fresh processes; latency and memory are the medians, "
                    "their spread is recorded (efficiency.repeats).")
-@click.option("--prompts", type=click.Choice(PROMPT_MODES), default="suite", show_default=True,
+@click.option("--prompts", type=ChoiceOf("harness.suites", "PROMPT_MODES"), default="suite", show_default=True,
               help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
                    "model's authors publish, where the candidate has one (the record says which was used).")
-@click.option("--long-audio", type=click.Choice(LONG_AUDIO_MODES),
+@click.option("--long-audio", type=ChoiceOf("harness.suites", "LONG_AUDIO_MODES"),
               help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
                    "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
@@ -207,7 +219,7 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
 
 @cli.command()
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="The dataset to validate.")
-@click.option("--format", "data_format", type=click.Choice(DATA_FORMATS),
+@click.option("--format", "data_format", type=DATA_FORMATS,
               help="Data format (default: detected from the path).")
 @click.option("--audio-root", type=click.Path(path_type=Path), help="Folder relative audio paths resolve against.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Audio folder of a Clotho/AudioCaps CSV.")
@@ -233,7 +245,7 @@ def check(data, data_format, audio_root, audio_dir) -> None:
 
 @cli.command()
 @click.option("--run", "run_id", required=True, help="Run id (or run folder) to export.")
-@click.option("--task", type=click.Choice(SUBMISSION_TASKS), required=True)
+@click.option("--task", type=ChoiceOf("harness.score.submission", "TASKS"), required=True)
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="CSV to write (default: RUN_DIR/submission-TASK.csv).")
 def submit(run_id, task, results, out) -> None:
@@ -411,7 +423,7 @@ def _print_sections(sections, fmt: str = "table", ci: bool = False) -> None:
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--dry-run", is_flag=True, help="List the cells (and which are finished already); run nothing.")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+@click.option("--executor", type=ChoiceOf("harness.sweep.executors", "EXECUTORS"), default="local", show_default=True,
               help="local: one cell after another here; ray: one Ray task per cell on a Ray cluster.")
 @click.option("--ray-address", metavar="ADDR",
               help="Ray cluster to use (e.g. 10.0.0.5:6379; default: $RAY_ADDRESS, else a private one here).")
