@@ -4,6 +4,7 @@ another package, and every docs page the code points at exists."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -92,3 +93,14 @@ def test_no_code_points_at_a_design_file_or_readme_section_that_moved():
             if "DESIGN.md" in line or re.search(r"README('s)? (section|candidate)", line):
                 stale.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert stale == []
+
+
+def test_a_candidate_file_naming_a_moved_module_is_told_the_new_path():
+    import pytest
+
+    from candidates.families.transformers_base import MOVED_MODULES, resolve_class
+
+    for old, new in MOVED_MODULES.items():
+        with pytest.raises(ValueError, match=f'moved; write "{new}:X"'):
+            resolve_class(f"{old}:X")
+        assert importlib.import_module(new)

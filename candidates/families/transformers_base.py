@@ -51,6 +51,11 @@ def check_checkpoint(path: Path, allow_pickle: bool, who: str = "checkpoint") ->
         )
 
 
+# Modules of this repository that candidate files name and that moved (candidates/ by role,
+# 2026-12): a file naming the old path is told the new one instead of "no module named".
+MOVED_MODULES = {"candidates.audio_processors": "candidates.models.audio_processors"}
+
+
 def resolve_class(name: str):
     """A transformers class by name ("Qwen2AudioForConditionalGeneration"), or "module:attr"."""
     import importlib
@@ -59,6 +64,8 @@ def resolve_class(name: str):
 
     if ":" in name:
         module, _, attr = name.partition(":")
+        if module in MOVED_MODULES:
+            raise ValueError(f"{name!r}: that module moved; write \"{MOVED_MODULES[module]}:{attr}\" in the candidate file")
         return getattr(importlib.import_module(module), attr)
     try:
         return getattr(transformers, name)
