@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from records.run_record import RunRecord, as_run_record
+from records.run_record import RunRecord
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,17 @@ def _short(value: str | None) -> str:
     return text[:12] if len(text) > 16 and all(c in "0123456789abcdef:" for c in text.lower()) else text
 
 
-def protocol_of(run: Mapping[str, Any]) -> str:
+# These read a run by key (a RunRecord answers by key too), so that they also take the fragment of
+# a record that a caller has: the environment, settings and suite blocks they look at.
+
+
+def protocol_of(run: RunRecord | Mapping[str, Any]) -> str:
     """The measurement protocol a run used (records written before the rename call it `profile`)."""
-    return str(as_run_record(run).protocol or "default")
+    return str(run.get("protocol") or run.get("profile") or "default")
 
 
 def device_kind(run: RunRecord | Mapping[str, Any]) -> DeviceKind:
-    run = as_run_record(run)
-    env = run.environment or {}
+    env = run.get("environment") or {}
     device = str(env.get("device") or "unknown").split(":")[0]
     name = env.get("device_name")
     threads = env.get("threads") if device == "cpu" else None
@@ -90,14 +93,13 @@ def device_kind(run: RunRecord | Mapping[str, Any]) -> DeviceKind:
         device=device,
         device_name=str(name) if name is not None else None,
         threads=threads if isinstance(threads, int) else None,
-        prompts=str((run.settings or {}).get("prompts") or "suite"),  # older records: suite
+        prompts=str((run.get("settings") or {}).get("prompts") or "suite"),  # older records: suite
     )
 
 
 def datasets_of(run: RunRecord | Mapping[str, Any]) -> dict[str, str | None]:
-    run = as_run_record(run)
     out: dict[str, str | None] = {}
-    for suite, block in (run.suites or {}).items():
+    for suite, block in (run.get("suites") or {}).items():
         if isinstance(block, Mapping):
             value = block.get("dataset_hash") or block.get("dataset")
             out[suite] = str(value) if value is not None else None
@@ -115,12 +117,11 @@ def group_runs(runs: list[RunRecord] | list[dict[str, Any]], mix: bool = False) 
     every suite both have (a run with ASR only joins a group with ASR + captioning when the
     ASR data is the same), so the grouping does not depend on which suites a candidate does.
     """
-    runs = [as_run_record(r) for r in runs]
     if mix:
         return [_mixed_group(runs)] if runs else []
     by_kind: dict[DeviceKind, list[Group]] = {}
     # Runs with more suites first, so that partial runs join the fuller groups.
-    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.run_id)))
+    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.get("run_id"))))
     for run in order:
         kind, data = device_kind(run), datasets_of(run)
         groups = by_kind.setdefault(kind, [])
@@ -134,7 +135,7 @@ def group_runs(runs: list[RunRecord] | list[dict[str, Any]], mix: bool = False) 
             groups.append(Group(kind, dict(data), [run]))
     groups = [g for gs in by_kind.values() for g in gs]
     for group in groups:
-        group.runs.sort(key=lambda r: (str(r.candidate), str(r.run_id)))
+        group.runs.sort(key=lambda r: (str(r.get("candidate")), str(r.get("run_id"))))
     groups.sort(key=lambda g: (g.kind.protocol != "default", g.kind.protocol, g.kind.prompts != "suite",
                                -len(g.runs), g.describe()))
     return groups
