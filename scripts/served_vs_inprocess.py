@@ -95,9 +95,9 @@ def main() -> int:
         ok &= within
         print(f"{key[:4].upper()}: in-process {a:.2f} ms, served {b:.2f} ms (ratio {b / a:.3f}); HTTP overhead "
               f"{overhead[key]:.2f} ms; bound {bound:.2f} ms: {'within' if within else 'OUTSIDE'}")
-    mem = served_run["record"]["efficiency"].get("peak_memory_mb")
-    print(f"peak memory: in-process {inproc['record']['efficiency'].get('peak_memory_mb')} MB above baseline, "
-          f"server process tree {mem} MB ({served_run['record']['efficiency'].get('peak_memory_kind')})")
+    inproc_eff, served_eff = inproc["record"].efficiency, served_run["record"].efficiency
+    print(f"peak memory: in-process {inproc_eff.get('peak_memory_mb')} MB above baseline, "
+          f"server process tree {served_eff.get('peak_memory_mb')} MB ({served_eff.get('peak_memory_kind')})")
     return 0 if ok else 1
 
 
