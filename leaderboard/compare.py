@@ -6,7 +6,6 @@ caller passes them in, so this module still never imports the harness or torch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,11 @@ from typing import Any
 from leaderboard.grouping import Group, datasets_of, device_kind
 from leaderboard.ranking import CIDER_D_FALLBACK, LATENCY, MEMORY, SPIDER, WER, extra_criterion, finite_number, value_at
 from leaderboard.results import RUN_FILE, latest_per_candidate
-from records.files import PREDICTIONS_FILE
+from records.files import PREDICTIONS_FILE, read_run_record
 from records.files import read_predictions as read_prediction_lines
 from records.prediction import Prediction
-from records.run_record import RunRecord, as_run_record, problem_with
+from records.run_record import RunRecord, as_run_record
+from records.schema import RecordError
 
 # task -> (metric name, "min"/"max", scorer(predictions, references lists) -> per-sample scores)
 Scorer = Callable[[list[str], list[list[str]]], list[float | None]]
@@ -56,12 +56,9 @@ def resolve_run(ref: str, results_dir: str | Path) -> tuple[RunRecord, Path]:
                 by_name = []
                 for p in sorted(root.glob(f"*/{RUN_FILE}")):
                     try:
-                        record = json.loads(p.read_text(encoding="utf-8"))
-                    except (OSError, ValueError):
+                        record = read_run_record(p.parent)
+                    except RecordError:
                         continue
-                    if problem_with(record) is not None:
-                        continue
-                    record = RunRecord.from_dict(record, str(p))
                     if record.candidate == ref and record.status != "failed" and not record.is_load_test:
                         by_name.append((record, p))  # a load test has no predictions to compare
                 if by_name:
@@ -73,14 +70,7 @@ def resolve_run(ref: str, results_dir: str | Path) -> tuple[RunRecord, Path]:
         if not records:
             raise ValueError(f"no run {ref!r}: not a run folder, nor a run id or candidate in {results_dir}")
         found = records[0]
-    try:
-        record = json.loads(found.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{found}: not a readable run record ({err})") from None
-    problem = problem_with(record)
-    if problem:
-        raise ValueError(f"{found}: {problem}")
-    return RunRecord.from_dict(record, str(found)), found.parent
+    return read_run_record(found.parent), found.parent  # RecordError (a ValueError) names the file
 
 
 def _ratio(a: float | None, b: float | None) -> str:

@@ -21,19 +21,23 @@ WORKER_FILE = "worker.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def _replace_atomically(path: Path, text: str) -> None:
     """Writes to a temp file in the same folder, fsyncs, renames: readers never see half a file."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    _replace_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -124,10 +128,5 @@ def repair_predictions(path: Path) -> list[Prediction]:
     if Path(path).is_file():
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
         if text != Path(path).read_text(encoding="utf-8"):
-            fd, tmp = tempfile.mkstemp(prefix=Path(path).name + ".", suffix=".tmp", dir=Path(path).parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            _replace_atomically(path, text)
     return [Prediction.from_dict(r) for r in lines]

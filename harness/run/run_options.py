@@ -2,8 +2,7 @@
 
 `RunOptions` checks itself when made, whoever makes it (the CLI, a sweep cell, a resumed job, the
 API), and `option_problems` lists every problem at once for callers that report them together
-(sweep files). The names of the choices live in light modules so that bench.py's options can
-list them without importing the code behind them.
+(sweep files). The modes of --prompts and --long-audio are checked by the modules that own them.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from harness.data import DATA_FORMATS
-from harness.suites import LONG_AUDIO_MODES, PROMPT_MODES, Suite
+from harness.data import DATA_FORMATS, long_audio, prompts
+from harness.suites import Suite
 
 PROTOCOLS = ("default", "nota2025")  # measurement protocols (docs/concepts/measurement.md)
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -79,10 +78,12 @@ def option_problems(values: dict) -> list[str]:
     elif (values.get("batch_size") or 1) > 1 and protocol not in (None, "default"):
         problems.append(f"--batch-size applies to the default protocol only; {protocol} times its own "
                         "requests (run it with --batch-size 1)")
-    for name, known, flag in (("prompts", PROMPT_MODES, "--prompts"), ("long_audio", LONG_AUDIO_MODES, "--long-audio")):
-        value = values.get(name)
-        if value is not None and value not in known:
-            problems.append(f"unknown {flag} mode {value!r}; choose one of {', '.join(known)}")
+    for name, check in (("prompts", prompts.check_mode), ("long_audio", long_audio.check_mode)):
+        if values.get(name) is not None:
+            try:
+                check(values[name])
+            except ValueError as err:
+                problems.append(str(err))
     data_format = values.get("data_format")
     if data_format is not None and data_format not in DATA_FORMATS:
         problems.append(f"unknown data format {data_format!r}; known: {', '.join(DATA_FORMATS)}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.options import OptionsError, parse_options, unknown_keys_message
 from harness.registry import RegistryError, build, resolve
-from harness.run.run_options import PROTOCOLS, RunOptions, option_problems
+from harness.run.run_options import PATH_FIELDS, PROTOCOLS, RunOptions, option_problems
 from harness.spec import CandidateSpec, read_toml
 
 SWEEP_KEYS = ("name", "candidates", "recipes", "recipe_mode", "variants", "datasets", "protocols", "threads", "options")
@@ -87,7 +87,7 @@ class Cell:
         return f"{self.spec.name} · {self.dataset.label} · {self.protocol} · {threads}"
 
     def run_options(self, results: Path, progress: bool = True) -> RunOptions:
-        path_fields = _path_fields()
+        path_fields = PATH_FIELDS
         options = {k: Path(v) if k in path_fields and v is not None else v for k, v in self.options.items()}
         d = self.dataset
         return RunOptions(
@@ -119,11 +119,6 @@ class Sweep:
     name: str
     path: Path
     cells: list[Cell]
-
-
-def _path_fields() -> set[str]:
-    hints = typing.get_type_hints(RunOptions)
-    return {name for name, hint in hints.items() if Path in (typing.get_args(hint) or (hint,))}
 
 
 def _option_fields() -> list[dataclasses.Field]:
@@ -354,7 +349,7 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
             problems.append(f"[options]: unknown suite {name!r}; known: {', '.join(SUITES)}")
     # The run's own checks (RunOptions), on what the file sets; protocol and threads are axes, checked above.
     problems += [f"[options]: {problem}" for problem in option_problems({key: getattr(parsed, key) for key in raw})]
-    path_fields = _path_fields()
+    path_fields = PATH_FIELDS
     options = {}
     for key in raw:  # only what the file sets: a default is not part of the cell key
         value = getattr(parsed, key)
