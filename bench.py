@@ -81,8 +81,9 @@ def cli() -> None:
               help="suite: the suites' competition prompts (what the leaderboard compares); model: the prompt each "
                    "model's authors publish, where the candidate has one (the record says which was used).")
 @click.option("--long-audio", type=ChoiceOf("harness.suites", "LONG_AUDIO_MODES"),
-              help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
-                   "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
+              help="Audio longer than the model's window: native (the model's own long-form algorithm, where it "
+                   "has one), chunk (overlapping windows, transcripts merged), truncate (first window only) or fail "
+                   "the sample. Default: native for asr where the candidate has it, else chunk; truncate for aac.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
@@ -135,7 +136,8 @@ def _input_notes(suite: dict) -> list[str]:
     if la.get("n_longer_than_window"):
         lines.append(
             f"    long audio ({la['mode']}, window {la['window_s']:g} s): {la['n_longer_than_window']} longer, "
-            f"{la['n_chunked']} chunked, {la['n_truncated']} truncated, {la['n_refused']} refused"
+            + (f"{la['n_native']} native, " if la.get("n_native") else "")
+            + f"{la['n_chunked']} chunked, {la['n_truncated']} truncated, {la['n_refused']} refused"
         )
     return lines
 

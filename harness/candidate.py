@@ -151,6 +151,20 @@ class Candidate(ABC):
         (`run --long-audio`), never silently cut by the candidate."""
         return None
 
+    def preferred_window_s(self) -> float | None:
+        """The window (seconds) `--long-audio chunk` cuts long audio into, when shorter than
+        `audio_window_s()` works better for this model (e.g. Whisper without timestamps stops
+        early on 30 s of dense speech); None: `audio_window_s()`."""
+        return None
+
+    def generate_long_form(self, request: Request, on_token: TokenCallback) -> Generation:
+        """The model's own algorithm for audio longer than `audio_window_s()` (`run --long-audio
+        native`), given the whole clip. A class that overrides it declares it has one, and
+        `native` becomes its default wherever the suite would chunk (asr). `on_token` as in
+        `generate`, over the whole answer. `Generation.info["segments"]`, when given, is a list
+        of {"start_s", "end_s", "text"} that the record turns into its `windows`."""
+        raise NotImplementedError(f"candidate {self.name!r} has no long-form algorithm of its own")
+
     def external_memory(self) -> dict[str, Any] | None:
         """Memory measured outside the measured process (e.g. a served model's server), which then
         replaces the process's own peak in the record; None: the process's peak is the model's.

@@ -27,8 +27,10 @@ from typing import Any
 
 DEMO_DATA = Path(__file__).parent / "data" / "demo_data"
 ENTRY_POINT_GROUP = "lalm_bench.suites"
-# What a suite (or `--long-audio`) does with audio longer than the model's window (harness/data/long_audio.py).
-LONG_AUDIO_MODES = ("chunk", "truncate", "fail")
+# What a suite (or `--long-audio`) does with audio longer than the model's window (harness/data/long_audio.py);
+# `native`: the model's own long-form algorithm (Candidate.generate_long_form), the default where it has one and
+# the suite chunks.
+LONG_AUDIO_MODES = ("chunk", "truncate", "fail", "native")
 # Whose prompt a request carries (`--prompts`): the suite's (competition) one or the model's own (harness/data/prompts.py).
 PROMPT_MODES = ("suite", "model")
 

@@ -31,6 +31,9 @@ class Prediction:
     chunks: int | None = None
     overlap_s: float | None = None
     unaligned_joins: int | None = None
+    chunk_window_s: float | None = None  # the candidate's preferred (shorter) window that chunk mode used
+    long_form: str | None = None  # "native": the model's own long-form algorithm answered (--long-audio native)
+    windows: list[dict[str, Any]] | None = None  # per window / native segment: start_s, end_s, words, words_per_s
     quality_batch_size: int | None = None  # the batched quality pass (--batch-size)
     info: dict[str, Any] | None = None  # the candidate's Generation.info
     extra: dict[str, Any] = field(default_factory=dict)

@@ -27,7 +27,7 @@ from harness.suites import LONG_AUDIO_MODES, PROMPT_MODES
     ({"protocol": "nota"}, "unknown measurement protocol 'nota'; known: default, nota2025"),
     ({"protocol": "nota2025", "batch_size": 4}, "--batch-size applies to the default protocol only"),
     ({"prompts": "mine"}, "unknown --prompts mode 'mine'; choose one of suite, model"),
-    ({"long_audio": "split"}, "unknown --long-audio mode 'split'; choose one of chunk, truncate, fail"),
+    ({"long_audio": "split"}, "unknown --long-audio mode 'split'; choose one of chunk, truncate, fail, native"),
     ({"data_format": "csv"}, "unknown data format 'csv'"),
     ({"device": "gpu"}, "unknown device 'gpu': use auto, cpu, cuda or cuda:N"),
 ])

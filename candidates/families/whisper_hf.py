@@ -7,13 +7,19 @@ candidates/recipes/__init__.py on the parts `encoder`, `decoder` or `all` (e.g. 
 `["prune:decoder:drop=auto:1"]`; default dtype fp32 on CPU, bf16 on GPU), plus this family's
 `audio-ctx:encoder:pad_s=S` (candidates/recipes/audio_ctx.py); `pre_quantize = true` loads an export of
 the recipe made once in `prepare()` (candidates/recipes/export.py).
-Whisper's window is 30 s (`audio_window_s`); longer audio is refused with a clear error, since the
-harness splits or cuts it before the model sees it (`run --long-audio`).
+Whisper's window is 30 s (`audio_window_s`); longer audio goes to Whisper's own long-form
+algorithm (`generate_long_form`, `run --long-audio native`, the default on asr): transformers'
+sequential decoding of 30 s windows, each next window starting at the last timestamp the model
+predicted; greedy, no temperature fallback, no conditioning on the previous window's text. With
+`--long-audio chunk` the harness cuts it into 20 s windows (`preferred_window_s`: without timestamps
+Whisper often ends a dense 30 s window early and drops its last sentences); `generate` itself
+refuses audio longer than 30 s, it never cuts it.
 Tokens stream to the harness one by one, so TTFT and TPOT are both measured.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,9 @@ from harness.measure.memory import tensor_bytes
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 PARTS = {"encoder": "model.encoder", "decoder": "model.decoder"}
+# `--long-audio chunk` windows: on dense read speech (harness/data/demo_data/long_speech/dense_*),
+# tiny.en without timestamps stops early in 30 s windows; 20 s windows lose nothing (docs/guides/long-audio.md).
+PREFERRED_WINDOW_S = 20.0
 KEEP_FULL_PRECISION = ("proj_out",)  # tied to the token embeddings
 
 
@@ -64,9 +73,57 @@ class WhisperCandidate(TransformersCandidate):
         prompt.append(gen.no_timestamps_token_id)
         self.prompt_ids = torch.tensor([prompt], device=self.device)
         self.window_s = float(self.processor.feature_extractor.chunk_length)
+        _segment_streamer_class()  # built now, never inside a timed request
 
     def audio_window_s(self) -> float:
         return self.window_s
+
+    def preferred_window_s(self) -> float:
+        return PREFERRED_WINDOW_S
+
+    def generate_long_form(self, request: Request, on_token: TokenCallback) -> Generation:
+        """Whisper's own long-form transcription on the whole clip: `generate(input_features of
+        the whole clip, attention_mask, return_timestamps=True)`, greedy, temperature fallback off,
+        up to `max_target_positions // 2` tokens per 30 s window (openai-whisper's `sample_len`).
+        Every decoding step is streamed (timestamp tokens and each window's end-of-text included),
+        so TTFT is the first token of the first window and TPOT spans them all. The segments'
+        times and texts go to `info["segments"]` (the record's `windows`)."""
+        import torch
+
+        if self.audio_ctx_pad_s is not None:
+            raise NotImplementedError(f"{self.label()}: the audio-ctx recipe trims the encoder's 30 s window, which "
+                                      "Whisper's long-form algorithm needs; run it with --long-audio chunk")
+        feats = self.processor.feature_extractor(
+            request.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt", truncation=False, padding="longest",
+            return_attention_mask=True)
+        streamed = 0
+
+        def counted(count: int = 1) -> None:
+            nonlocal streamed
+            streamed += count
+            on_token(count)
+
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_features=feats.input_features.to(self.device, self.dtype),
+                attention_mask=feats.attention_mask.to(self.device),
+                return_timestamps=True,
+                return_segments=True,
+                do_sample=False,
+                num_beams=1,
+                temperature=0.0,
+                condition_on_prev_tokens=False,
+                max_new_tokens=self.model.config.max_target_positions // 2,
+                streamer=_segment_streamer(counted),
+                **self._generate_kwargs,
+            )
+        segments = []
+        for segment in output["segments"][0]:
+            text = self.decode(segment["tokens"])
+            if text:
+                segments.append({"start_s": float(segment["start"]), "end_s": float(segment["end"]), "text": text})
+        return Generation(text=" ".join(s["text"] for s in segments), n_tokens=streamed,
+                          info={"segments": segments})
 
     def run_info(self) -> dict[str, Any]:
         return {"prompt_note": "Whisper takes no instruction prompt: the request's prompt is not used"}
@@ -170,3 +227,31 @@ class WhisperCandidate(TransformersCandidate):
                 **{self._cache_arg: state["cache"]},
             )
         return {**state, "cache": cache_of(out), "token": out.logits[:, -1:].argmax(-1)}
+
+
+@lru_cache(maxsize=1)
+def _segment_streamer_class():
+    """Built once (not inside a timed request): reports each decoded token of Whisper's long-form
+    generation. Every window is its own `generate` call, which first puts its decoder prompt ids
+    (not tokens) and ends with `end()`."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class SegmentStreamer(BaseStreamer):
+        def __init__(self, on_token: TokenCallback) -> None:
+            self.on_token = on_token
+            self.prompt_seen = False
+
+        def put(self, value) -> None:
+            if not self.prompt_seen:
+                self.prompt_seen = True
+                return
+            self.on_token(int(value.numel()))
+
+        def end(self) -> None:
+            self.prompt_seen = False  # the next window's generate puts its prompt first
+
+    return SegmentStreamer
+
+
+def _segment_streamer(on_token: TokenCallback):
+    return _segment_streamer_class()(on_token)

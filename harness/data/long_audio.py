@@ -1,19 +1,35 @@
-"""Audio longer than a candidate's window: chunked, truncated or refused (`run --long-audio`).
+"""Audio longer than a candidate's window: the model's own long-form algorithm, chunked,
+truncated or refused (`run --long-audio`).
 
 The harness is the one place that decides; a candidate only declares its window
-(`Candidate.audio_window_s()`), and never cuts audio on its own.
+(`Candidate.audio_window_s()`, and the shorter `preferred_window_s()` it chunks best at), and
+never cuts audio on its own.
 
-- `chunk`: windows of the model's length. Each window after the first starts inside the last
-  `overlap_for(window)` seconds of the one before (2 s, or a quarter of the window when that is
-  shorter), at the quietest 50 ms there, so words are rarely cut in two. Each window is its own request to
-  `generate`, with the same token callback, so TTFT is the time to the first token of the first
-  window and TPOT spans the whole answer (the later windows' encoding and prefill included).
-  The window transcripts are then merged with `merge_transcripts`, after the clock stopped.
+- `native`: the whole clip goes to `Candidate.generate_long_form`, the model's own algorithm
+  (Whisper: sequential 30 s windows placed by its timestamps). The default for a candidate that
+  has one, wherever the suite would chunk (`mode_for`). TTFT is its first token; TPOT and the
+  end-to-end time cover the whole answer, as for `chunk`.
+- `chunk`: consecutive windows of at most the model's preferred length (its whole window unless
+  it declares a shorter one), cut in pauses: each cut is the middle of the quietest `PAUSE_S` in
+  the second half of the window (`window_bounds`). Windows do not overlap, so their transcripts
+  are joined as they are, after the clock stopped. Each window is its own request to `generate`,
+  with the same token callback, so TTFT is the time to the first token of the first window and
+  TPOT spans the whole answer (the later windows' encoding and prefill included). Each window may
+  answer with up to `window_budget` tokens: the suite's budget, or more where the window's speech
+  may need more (64 tokens is about 20 s of read speech).
 - `truncate`: the first window only; the record says `truncated_to_s`.
 - `fail`: the sample fails with a reason naming both lengths.
 
-All of this happens before the clock starts: finding the quiet points reads a few seconds of
-audio per window, and the windows are slices (views) of the decoded array, never copies.
+Why no overlap (issue 20, measured in docs/guides/long-audio.md): windows that overlapped by up
+to 2 s, each starting at the quietest 50 ms of that overlap, often started mid-sentence, and
+Whisper (without timestamps) then ended the window after that sentence; and merging overlapping
+transcripts on their longest common word run aligned on words ("he was") far from the real
+overlap, cutting whole sentences. A cut in a real pause needs no merge.
+
+All of this happens before the clock starts: finding the pauses reads half of each window's
+audio, and the windows are slices (views) of the decoded array, never copies. The prediction
+record keeps each window's (or native segment's) start, end, words and words per second
+(`windows`), so a window that lost its speech shows as one with few words per second.
 """
 
 from __future__ import annotations
@@ -24,14 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.text import normalize_transcript
 from harness.suites import LONG_AUDIO_MODES
 from harness.types import SAMPLE_RATE, Generation, Request
 
 MODES = LONG_AUDIO_MODES
-OVERLAP_S = 2.0  # about 5 words of speech: enough for a common word run to align on
-MAX_WORDS_PER_S = 5  # speech is rarely faster; bounds where the merge looks for the overlap
-FRAME_S = 0.05  # the resolution at which a window's start is placed at the quietest point
+FRAME_S = 0.05  # the resolution at which cuts are placed
+PAUSE_S = 0.2  # a cut is the middle of the quietest stretch this long: longer than the silences inside words
+# A window's token budget is at least this many tokens per second of its audio: fast read speech
+# is about 4 words/s, and a word is about 1.3 tokens with its punctuation (Whisper, LLM tokenizers).
+TOKENS_PER_S = 6
 
 
 class LongAudioRefused(Exception):
@@ -44,8 +61,22 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def overlap_for(window_s: float) -> float:
-    return min(OVERLAP_S, window_s / 4)
+def mode_for(asked: str | None, suite_mode: str, native: bool, candidate: str) -> str:
+    """The mode a suite runs in: the one asked for, else `native` where the candidate has its own
+    long-form algorithm and the suite would chunk, else the suite's default. Asking `native` of a
+    candidate without one is a ValueError that says what to use instead."""
+    if asked is None:
+        return "native" if native and suite_mode == "chunk" else suite_mode
+    if asked == "native" and not native:
+        raise ValueError(f"--long-audio native: candidate {candidate!r} has no long-form algorithm of its own "
+                         "(its class does not override Candidate.generate_long_form); use chunk, truncate or fail")
+    return check_mode(asked)
+
+
+def window_budget(suite_budget: int, seconds: float) -> int:
+    """The tokens one window may answer with: the suite's budget, or `TOKENS_PER_S` per second
+    of the window's audio when that is more (the suite's budget was set for one utterance)."""
+    return max(suite_budget, math.ceil(seconds * TOKENS_PER_S))
 
 
 @dataclass
@@ -53,16 +84,37 @@ class Pieces:
     """The requests one sample becomes, and what its prediction record says about it."""
 
     requests: list[Request]
-    record: dict[str, Any] = field(default_factory=dict)  # chunks / truncated_to_s / audio_window_s
+    record: dict[str, Any] = field(default_factory=dict)  # chunks / truncated_to_s / audio_window_s / long_form
+    native: bool = False  # one request, answered by Candidate.generate_long_form
+    starts: list[int] = field(default_factory=list)  # chunk: each window's first sample
 
-    def combine(self, generations: list[Generation]) -> tuple[Generation, int]:
-        """One answer from the windows' answers; also returns how many window joins found no
-        common words to align on (their texts were simply joined)."""
+    def windows(self, generations: list[Generation]) -> list[dict[str, Any]] | None:
+        """Where each window (chunk) or segment (native, when the model gave them) lies and how
+        much it said: {start_s, end_s, words, words_per_s}, plus the window's tokens and budget
+        (chunk), so a window that stopped early or hit its budget shows."""
+        if self.native:
+            segments = generations[0].info.get("segments") if generations else None
+            return [_window(s["start_s"], s["end_s"], s.get("text", "")) for s in segments] if segments else None
+        if len(self.requests) < 2:
+            return None
+        rows = []
+        for start, request, generation in zip(self.starts, self.requests, generations, strict=True):
+            row = _window(start / SAMPLE_RATE, (start + len(request.audio)) / SAMPLE_RATE, generation.text)
+            rows.append({**row, "n_tokens": generation.n_tokens, "max_new_tokens": request.max_new_tokens})
+        return rows
+
+    def combine(self, generations: list[Generation]) -> Generation:
+        """One answer from the windows' answers: their texts joined (the windows do not overlap)."""
         if len(generations) == 1:
-            return generations[0], 0
-        text, unaligned = merge_transcripts([g.text for g in generations], self.record.get("overlap_s", OVERLAP_S))
+            return generations[0]
+        text = join_transcripts([g.text for g in generations])
         info = {"windows": [g.info for g in generations]} if any(g.info for g in generations) else {}
-        return Generation(text=text, n_tokens=total_tokens(generations), info=info), unaligned
+        return Generation(text=text, n_tokens=total_tokens(generations), info=info)
+
+
+def join_transcripts(texts: list[str]) -> str:
+    """The windows' transcripts in order, one space between them; empty windows add nothing."""
+    return " ".join(t.strip() for t in texts if t.strip())
 
 
 def total_tokens(generations: list[Generation]) -> int | None:
@@ -71,8 +123,17 @@ def total_tokens(generations: list[Generation]) -> int | None:
     return None if any(c is None for c in counts) else sum(counts)
 
 
-def split(request: Request, window_s: float | None, mode: str) -> Pieces:
-    """The requests to send for `request` under `mode`; raises LongAudioRefused for `fail`."""
+def _window(start_s: float, end_s: float, text: str) -> dict[str, Any]:
+    words = len(text.split())
+    seconds = max(end_s - start_s, 1e-9)
+    return {"start_s": round(start_s, 3), "end_s": round(end_s, 3), "words": words,
+            "words_per_s": round(words / seconds, 3)}
+
+
+def split(request: Request, window_s: float | None, mode: str, preferred_s: float | None = None) -> Pieces:
+    """The requests to send for `request` under `mode`; raises LongAudioRefused for `fail`.
+    Audio up to `window_s` is one request in every mode; longer audio is chunked into windows of
+    `preferred_s` (the candidate's preferred window, when shorter than `window_s`)."""
     audio_s = len(request.audio) / SAMPLE_RATE
     if window_s is None or audio_s <= window_s:
         return Pieces([request])
@@ -81,96 +142,43 @@ def split(request: Request, window_s: float | None, mode: str) -> Pieces:
         raise LongAudioRefused(
             f"audio is {audio_s:.1f} s, longer than the model's window of {window_s:g} s (--long-audio fail)"
         )
-    size = int(round(window_s * SAMPLE_RATE))
+    if mode == "native":
+        return Pieces([request], {**noted, "long_form": "native"}, native=True)
     if mode == "truncate":
+        size = int(round(window_s * SAMPLE_RATE))
         return Pieces([replace(request, audio=request.audio[:size])], {**noted, "truncated_to_s": window_s})
-    starts = window_starts(request.audio, size, int(round(overlap_for(window_s) * SAMPLE_RATE)))
-    requests = [replace(request, audio=request.audio[s : s + size]) for s in starts]
-    return Pieces(requests, {**noted, "chunks": len(requests), "overlap_s": overlap_for(window_s)})
+    chunk_s = min(window_s, preferred_s) if preferred_s else window_s
+    size = int(round(chunk_s * SAMPLE_RATE))
+    bounds = window_bounds(request.audio, size, size // 2)
+    requests = [replace(request, audio=request.audio[a:b], max_new_tokens=window_budget(request.max_new_tokens, (b - a) / SAMPLE_RATE))
+                for a, b in bounds]
+    extra = {"chunk_window_s": chunk_s} if chunk_s < window_s else {}
+    return Pieces(requests, {**noted, **extra, "chunks": len(requests)}, starts=[a for a, _ in bounds])
 
 
-def window_starts(audio: np.ndarray, size: int, overlap: int) -> list[int]:
-    """Start offsets of windows of `size` samples. Each window after the first starts at the
-    quietest `FRAME_S` of the last `overlap` samples of the one before (the earliest such frame on
-    a tie), so that a word is rarely cut in two; the windows overlap from there to the end of the
-    earlier one. The last window runs to the end of the audio (it may be shorter than `size`) and
-    always holds audio no other window has."""
+def window_bounds(audio: np.ndarray, size: int, search: int) -> list[tuple[int, int]]:
+    """(start, end) sample offsets of consecutive windows of at most `size` samples that cover the
+    audio without overlapping. Each cut (one window's end, the next one's start) is the middle of
+    the quietest `PAUSE_S` stretch in the last `search` samples of the window, the latest such
+    stretch on a tie (fewer windows in silence); in read speech that is a pause between sentences
+    or words, so no word is cut in two. The last window runs to the end of the audio."""
     frame = max(1, int(FRAME_S * SAMPLE_RATE))
-    starts = [0]
-    while starts[-1] + size < len(audio):
-        zone_start = starts[-1] + size - overlap
-        n_frames = overlap // frame
-        if n_frames < 2:  # too short to choose from: a fixed overlap
-            starts.append(zone_start)
-            continue
-        zone = audio[zone_start : zone_start + n_frames * frame].reshape(n_frames, frame)
-        quietest = int(np.argmin(np.einsum("ij,ij->i", zone, zone)))
-        starts.append(zone_start + quietest * frame)
-    return starts
-
-
-# --------------------------------------------------------------------------- merging
-
-
-def _tokens(words: list[str]) -> list[tuple[str, int]]:
-    """Normalized tokens (Whisper English normalizer, word by word) with the index of the word
-    each came from; words that normalize to nothing ("uh", a lone dash) give no token."""
-    return [(token, i) for i, word in enumerate(words) for token in normalize_transcript(word).split()]
-
-
-def _longest_common_run(tail: list[str], head: list[str]) -> tuple[int, int, int]:
-    """(length, end in tail, end in head) of the longest run of equal tokens. Among runs of the
-    same length, the one nearest the join wins: closest to the end of `tail` plus closest to the
-    start of `head`, since that is where the overlapping audio is."""
-    best = (0, 0, 0)
-    best_distance = math.inf
-    lengths = [0] * (len(head) + 1)
-    for i in range(1, len(tail) + 1):
-        previous = 0
-        for j in range(1, len(head) + 1):
-            current = lengths[j]
-            lengths[j] = previous + 1 if tail[i - 1] == head[j - 1] else 0
-            previous = current
-            run = lengths[j]
-            if run == 0:
-                continue
-            distance = (len(tail) - i) + (j - run)
-            if run > best[0] or (run == best[0] and distance < best_distance):
-                best, best_distance = (run, i, j), distance
-    return best
-
-
-def merge_pair(before: str, after: str, search_words: int) -> tuple[str, bool]:
-    """Joins two window transcripts whose audio overlapped; returns (text, aligned).
-
-    The rule: normalize the last `search_words` words of `before` and the first `search_words`
-    of `after`, find their longest common run of words, keep `before` up to the end of that run
-    and `after` from just past it. With no common word (the overlap was silence, or the model
-    heard it differently in each window) the texts are joined as they are.
-    """
-    left, right = before.split(), after.split()
-    if not left or not right:
-        return " ".join(left + right), True
-    tail_start = max(0, len(left) - search_words)
-    tail = _tokens(left[tail_start:])
-    head = _tokens(right[:search_words])
-    run, tail_end, head_end = _longest_common_run([t for t, _ in tail], [t for t, _ in head])
-    if run == 0:
-        return " ".join(left + right), False
-    keep_left = tail_start + tail[tail_end - 1][1] + 1
-    skip_right = head[head_end - 1][1] + 1
-    return " ".join(left[:keep_left] + right[skip_right:]), True
-
-
-def merge_transcripts(texts: list[str], overlap_s: float = OVERLAP_S) -> tuple[str, int]:
-    """Merges consecutive window transcripts; returns the text and the number of joins that
-    found no common words to align on."""
-    search_words = max(4, math.ceil(overlap_s * MAX_WORDS_PER_S))
-    merged, unaligned = texts[0].strip() if texts else "", 0
-    for text in texts[1:]:
-        merged, aligned = merge_pair(merged, text, search_words)
-        unaligned += not aligned
-    return merged, unaligned
+    span = max(1, round(PAUSE_S / FRAME_S))  # frames in one pause stretch
+    bounds, start = [], 0
+    while len(audio) - start > size:
+        n_frames = min(search, size) // frame
+        if n_frames <= span:  # too short to choose from: a cut at the window's end
+            cut = start + size
+        else:
+            zone_start = start + size - n_frames * frame
+            zone = audio[zone_start : start + size].reshape(n_frames, frame)
+            energy = np.convolve(np.einsum("ij,ij->i", zone, zone), np.ones(span), mode="valid")
+            quietest = len(energy) - 1 - int(np.argmin(energy[::-1]))  # the latest of equally quiet ones
+            cut = zone_start + quietest * frame + span * frame // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, len(audio)))
+    return bounds
 
 
 def suite_summary(mode: str, records: list, window_s: float | None) -> dict[str, Any]:
@@ -181,10 +189,10 @@ def suite_summary(mode: str, records: list, window_s: float | None) -> dict[str,
     return {
         "mode": mode,
         "window_s": window,
-        "overlap_s": overlap_for(window) if mode == "chunk" and window else None,
+        "chunk_window_s": next((r.chunk_window_s for r in longer if r.chunk_window_s), None),
         "n_longer_than_window": len(longer),
+        "n_native": sum(1 for r in longer if r.long_form == "native"),
         "n_chunked": sum(1 for r in longer if r.chunks),
         "n_truncated": sum(1 for r in longer if r.truncated_to_s is not None),
-        "n_refused": sum(1 for r in longer if r.error and not r.chunks and r.truncated_to_s is None),
-        "n_unaligned_joins": sum(r.unaligned_joins or 0 for r in longer),
+        "n_refused": sum(1 for r in longer if r.error and not r.chunks and r.truncated_to_s is None and not r.long_form),
     }

@@ -355,11 +355,12 @@ def _warm_up(candidate: Candidate, job: JobFile, timer: TokenTimer, done: dict[t
         request = _request(suite, sample, audio)
         watchdog.begin(suite.name, sample)
         try:
-            pieces = long_audio.split(request, window_s, suite.long_audio)
+            pieces = long_audio.split(request, window_s, suite.long_audio, candidate.preferred_window_s())
+            answer = candidate.generate_long_form if pieces.native else candidate.generate
             for _ in range(job.warmup):
                 timer.start()
                 for piece in pieces.requests:
-                    candidate.generate(piece, timer.on_token)
+                    answer(piece, timer.on_token)
                 release_free_heap()
         except long_audio.LongAudioRefused:  # --long-audio fail: this sample is refused; warm up on another
             continue
@@ -389,30 +390,35 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
         return record
     request = _request(suite, sample, audio)
     try:
-        pieces = long_audio.split(request, window_s, suite.long_audio)  # slices only: no copies
+        pieces = long_audio.split(request, window_s, suite.long_audio, candidate.preferred_window_s())  # slices only
     except long_audio.LongAudioRefused as err:
         record.audio_window_s, record.error = window_s, str(err)
         return record
-    for key, value in pieces.record.items():  # chunks / truncated_to_s / audio_window_s / overlap_s
+    for key, value in pieces.record.items():  # chunks / truncated_to_s / audio_window_s / overlap_s / long_form
         setattr(record, key, value)
+    if pieces.native and not overrides(candidate, "generate_long_form"):
+        record.error = (f"--long-audio native: candidate {candidate.name!r} has no long-form algorithm of its own; "
+                        "use chunk, truncate or fail")
+        return record
+    answer = candidate.generate_long_form if pieces.native else candidate.generate
     try:
         timer.start()
-        generations = [candidate.generate(piece, timer.on_token) for piece in pieces.requests]
+        generations = [answer(piece, timer.on_token) for piece in pieces.requests]
         timing = timer.finish(long_audio.total_tokens(generations))
     except Exception as err:  # one bad sample must not end the run
         record.error = f"{type(err).__name__}: {err}"
         traceback.print_exc()
         return record
-    generation, unaligned = pieces.combine(generations)  # after the clock stopped
-    if len(generations) > 1:
-        record.unaligned_joins = unaligned
+    generation = pieces.combine(generations)  # after the clock stopped
+    record.windows = pieces.windows(generations)
     ms = 1000.0
     record.prediction = generation.text
     record.n_tokens = timing.n_tokens
     record.ttft_ms = None if timing.ttft_s is None else timing.ttft_s * ms
     record.tpot_ms = None if timing.tpot_s is None else timing.tpot_s * ms
     record.e2e_ms = timing.e2e_s * ms
-    record.info = generation.info or None
+    info = {k: v for k, v in generation.info.items() if not (pieces.native and k == "segments")}  # in `windows`
+    record.info = info or None
     return record
 
 

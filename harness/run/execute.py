@@ -35,8 +35,11 @@ def execute(options: RunOptions, spec: CandidateSpec | None = None,
     candidate = build(spec)  # cheap: no weights yet; tells us the tasks
     tasks = frozenset(spec.tasks or candidate.tasks)
     plans = plan(options, spec, tasks)
+    native = overrides(candidate, "generate_long_form")  # its own long-form algorithm (--long-audio native)
+    for p in plans:  # asking `native` of a candidate without one fails here, before a run folder exists
+        options.long_audio_for(p.suite, native, spec.name)
     run_id, run_dir = store.new_run_dir(Path(options.results), spec.name)
-    job = job_for(run_id, run_dir, options, spec, plans)
+    job = job_for(run_id, run_dir, options, spec, plans, native)
     if options.batch_size > 1:
         plan_batched(job, options)
         job.batched = overrides(candidate, "generate_batch")

@@ -77,8 +77,10 @@ def plan(options: RunOptions, spec: CandidateSpec, tasks: frozenset[str]) -> lis
     return plans
 
 
-def job_for(run_id: str, run_dir: Path, options: RunOptions, spec: CandidateSpec, plans: list[SuitePlan]) -> JobFile:
-    """The job file of a planned run: what the measured child needs, and what a resume re-reads."""
+def job_for(run_id: str, run_dir: Path, options: RunOptions, spec: CandidateSpec, plans: list[SuitePlan],
+            native: bool = False) -> JobFile:
+    """The job file of a planned run: what the measured child needs, and what a resume re-reads.
+    `native`: the candidate has its own long-form algorithm (`--long-audio native`)."""
     return JobFile(
         run_id=run_id,
         run_dir=str(run_dir),
@@ -98,7 +100,7 @@ def job_for(run_id: str, run_dir: Path, options: RunOptions, spec: CandidateSpec
                 prompt=p.suite.prompt,
                 max_new_tokens=p.suite.max_new_tokens,
                 min_audio_s=p.suite.min_audio_s,
-                long_audio=options.long_audio_for(p.suite),
+                long_audio=options.long_audio_for(p.suite, native, spec.name),
                 dataset=p.dataset,
                 samples=[JobSample(s.sample_id, s.audio_path, s.references) for s in p.samples],
                 skipped=[SkippedSample(q.where, q.reason, q.sample_id, q.references) for q in p.skipped],

@@ -28,7 +28,7 @@ def build_record(job: JobFile, run_dir: Path, options: RunOptions, plans, error:
     # A batched run's predictions are untimed: efficiency comes from its batch-1 timed requests only.
     timed = quality_pass.timed_records(run_dir) if batched else predictions
     suites = score_suites(plans, predictions, options.protocol, timed)
-    _add_inputs(suites, plans, predictions, worker, options, run_dir)
+    _add_inputs(suites, plans, predictions, worker, options, run_dir, job)
     done = sum(s["n_predicted"] for s in suites.values())
     planned = sum(len(p.samples) for p in plans)
     status = "ok" if error is None and done == planned else ("partial" if done else "failed")
@@ -86,7 +86,7 @@ def _settings(options: RunOptions, batched: bool) -> dict:
 
 
 def _add_inputs(suites: dict, plans, predictions: list[Prediction], worker: WorkerSummary, options: RunOptions,
-                run_dir: Path) -> None:
+                run_dir: Path, job: JobFile) -> None:
     """What each suite's requests carried: the prompt text and its source, and what was done with
     audio longer than the model's window."""
     path = run_dir / prompts.PROMPTS_FILE
@@ -95,4 +95,5 @@ def _add_inputs(suites: dict, plans, predictions: list[Prediction], worker: Work
         name = p.suite.name
         suites[name]["prompt"] = resolved.get(name) or prompts.unresolved(p.suite.prompt, options.prompts)
         records = [r for r in predictions if r.task == name]
-        suites[name]["long_audio"] = long_audio.suite_summary(options.long_audio_for(p.suite), records, worker.audio_window_s)
+        mode = next((s.long_audio for s in job.suites if s.name == name), None) or options.long_audio_for(p.suite)
+        suites[name]["long_audio"] = long_audio.suite_summary(mode, records, worker.audio_window_s)

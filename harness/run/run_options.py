@@ -49,7 +49,7 @@ class RunOptions:
     batch_size: int = 1  # > 1: batched, untimed quality pass, then batch-1 timing (harness/measure/quality_pass.py)
     efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
     prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/data/prompts.py)
-    long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/data/long_audio.py)
+    long_audio: str | None = None  # native | chunk | truncate | fail; None: each suite's default (harness/data/long_audio.py)
     sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep/spec.py); None outside sweeps
 
     def __post_init__(self) -> None:
@@ -61,8 +61,13 @@ class RunOptions:
         if problems:
             raise RunError("; ".join(problems))
 
-    def long_audio_for(self, suite: Suite) -> str:
-        return self.long_audio or suite.long_audio
+    def long_audio_for(self, suite: Suite, native: bool = False, candidate: str = "") -> str:
+        """`native`: the candidate has its own long-form algorithm (harness/data/long_audio.mode_for);
+        raises RunError when `native` is asked of one that has none."""
+        try:
+            return long_audio.mode_for(self.long_audio, suite.long_audio, native, candidate or self.candidate)
+        except ValueError as err:
+            raise RunError(str(err)) from None
 
 
 def option_problems(values: dict) -> list[str]:
