@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from harness.candidate import Candidate
-from harness.data import long_audio, prompts
+from harness.data import prompts
 from harness.data.long_audio import LongAudioRefused, join_transcripts, mode_for, split, window_bounds, window_budget
 from harness.types import SAMPLE_RATE, Generation, Request
 from leaderboard.grouping import group_runs

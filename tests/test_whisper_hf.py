@@ -176,3 +176,23 @@ def test_bench_nota2025_whisper_tiny_hf(model_cache, tmp_path):
     eff = record["efficiency"]
     assert record["protocol"] == "nota2025" and eff["supported"] and eff["iterations"] == 10
     assert eff["tpot_ms"]["mean"] > 0 and eff["ttft_ms"]["mean"] > eff["tpot_ms"]["mean"]
+
+
+def test_native_long_form_streams_every_window(candidate):
+    """Whisper's own long-form generation on 40 s of speech: more than one 30 s window, every
+    decoding step streamed (TTFT at the first window's first token, TPOT over all), the segments'
+    times and texts returned for the record, and the words all there."""
+    from harness.score.metrics import wer_metrics
+
+    entries = {e["testset_id"]: e["text"] for e in json.loads((REPO / "harness/data/demo_data/asr.json").read_text())["annotation"]}
+    audio = np.concatenate([np.concatenate([_audio(p), np.zeros(SAMPLE_RATE // 2, np.float32)]) for p in SPEECH[:10]])
+    assert len(audio) > 35 * SAMPLE_RATE
+    calls: list[int] = []
+    gen = candidate.generate_long_form(Request("long", audio, "asr", "", 64), lambda count=1: calls.append(count))
+    assert sum(calls) == gen.n_tokens > 64  # more than one window's worth, all streamed
+    segments = gen.info["segments"]
+    assert segments[0]["start_s"] == 0.0 and segments[-1]["end_s"] > 30.0
+    assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(segments, segments[1:], strict=False))
+    assert gen.text == " ".join(s["text"] for s in segments)
+    reference = " ".join(entries[p.stem] for p in SPEECH[:10])
+    assert wer_metrics([reference], [gen.text])["wer"] < 0.1, gen.text
