@@ -72,3 +72,9 @@ class FasterWhisperCandidate(Candidate):
             n_tokens += len(segment.tokens)
             texts.append(segment.text.strip())
         return Generation(text=" ".join(texts).strip(), n_tokens=n_tokens)
+
+    def generate_long_form(self, request: Request, on_token: TokenCallback) -> Generation:
+        """faster-whisper's own long-form transcription (sequential 30 s windows), which `generate`
+        already is: the family declares no window, so every clip reaches it whole, and
+        `--long-audio native` names what happens anyway."""
+        return self.generate(request, on_token)
