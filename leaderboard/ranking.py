@@ -257,6 +257,7 @@ class LeaderboardRow:
     scored_only: bool = False  # an older record: its metrics leave unpredicted samples out
     profile: str = DEFAULT_PROFILE  # the weight profile that ranked it
     tolerance_note: str | None = None  # the profile's tolerance rule, in words
+    random_weights: bool = False  # the candidate ran a built-in tiny random-weight checkpoint
 
 
 def _delta(key: str, value: float | None, ref: float | None) -> Delta:
@@ -374,11 +375,18 @@ def rank(
                 ties=profile.ties,
                 coverage=run_coverage(run),
                 scored_only=_scored_only(run),
+                random_weights=_random_weights(run),
                 profile=profile.name,
                 tolerance_note=profile.describe_tolerance(),
             )
         )
     return sorted(rows, key=lambda row: (row.rank, row.candidate))
+
+
+def _random_weights(run: Mapping[str, Any]) -> bool:
+    """The candidate says it ran random weights (`candidate_info.weights`, from its family)."""
+    info = run.get("candidate_info")
+    return isinstance(info, Mapping) and info.get("weights") == "random"
 
 
 def _scored_only(run: Mapping[str, Any]) -> bool:

@@ -32,6 +32,7 @@ _SHORT_NAME = {
 _ARROW = {"min": "↓", "max": "↑"}
 _DELTA_HEADER = {"wer": "ΔWER", "memory_mb": "Memory ×", "latency_ms": "Latency ×"}
 COVERAGE_MARK = "*"
+RANDOM_WEIGHTS_MARK = "(random weights)"
 
 
 def _rank_json(value: float) -> int | float:
@@ -67,6 +68,8 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
             "coverage": row.coverage,
             "criteria": criteria,
         }
+        if row.random_weights:
+            item["random_weights"] = True
         if row.reference is not None:
             item["reference"] = row.reference
             item["deltas"] = {k: {"value": d.value, "unit": d.unit} for k, d in row.deltas.items()}
@@ -97,6 +100,7 @@ def cells(rows: list[LeaderboardRow], ci: bool = False) -> tuple[list[str], list
     for row in rows:
         name = f"{row.candidate} (ref)" if row.candidate == ref else row.candidate
         name += f" {COVERAGE_MARK}" if under_covered(row) else ""
+        name += f" {RANDOM_WEIGHTS_MARK}" if row.random_weights else ""
         line = [str(row.rank), name, fmt_score(row.score)] + [_cell(row, k, ci) for k in keys]
         line += [coverage_text(row)] if show_coverage else []
         if ref is not None:
@@ -138,6 +142,9 @@ def footer_lines(rows: list[LeaderboardRow], ci: bool = False) -> list[str]:
     if rows[0].tolerance_note:
         lines.append(f"Noise-aware ranks: {rows[0].tolerance_note} (weights {rows[0].profile}; "
                      "competition-exact ranks exact values).")
+    if any(r.random_weights for r in rows):
+        lines.append(f"{RANDOM_WEIGHTS_MARK}: a built-in tiny model with random weights; its quality numbers say nothing "
+                     "about a trained model, its memory and latency are those of that tiny architecture.")
     if any(under_covered(r) for r in rows):
         line = (f"{COVERAGE_MARK} Coverage under 100%: planned samples without a prediction (failed, skipped or "
                 "not run) are scored as empty predictions; --min-coverage 1 leaves such runs out.")

@@ -68,6 +68,9 @@ class HfAudioLMCandidate(TransformersCandidate):
     def model_class_name(self) -> str:
         return self.options.model_class
 
+    def default_is_random(self) -> bool:
+        return bool(self.options.tiny)
+
     def default_checkpoint(self) -> Path:
         if not self.options.tiny:
             return super().default_checkpoint()

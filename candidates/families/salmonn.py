@@ -37,6 +37,9 @@ class SalmonnCandidate(TransformersCandidate):
         super().__init__(spec)
         self._prompt_ids: dict[str, tuple] = {}
 
+    def default_is_random(self) -> bool:
+        return True
+
     def default_checkpoint(self) -> Path:
         from candidates.checkpoints.salmonn_tiny import ensure_tiny
 

@@ -114,6 +114,14 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
     def model_class_name(self) -> str:
         return self.MODEL_CLASS
 
+    def default_is_random(self) -> bool:
+        """True when the built-in default checkpoint holds random weights (a tiny model built offline)."""
+        return False
+
+    def run_info(self) -> dict[str, Any]:
+        # The leaderboard marks such rows: their quality numbers measure nothing about a real model.
+        return {"weights": "random"} if not self.options.model_path and self.default_is_random() else {}
+
     def default_checkpoint(self) -> Path:
         """The built-in checkpoint used without `model_path` (built on first use)."""
         raise FileNotFoundError(f"{self.label()}: set `model_path` under [options] to a local checkpoint folder")
