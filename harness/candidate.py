@@ -165,6 +165,13 @@ class Candidate(ABC):
         device. None (default): the model runs in the measured process. Called before `load`."""
         return None
 
+    def imports_torch(self) -> bool:
+        """Whether the candidate computes with torch in the measured process (default: unless it is
+        served). False lets the child skip importing torch and transformers and priming torch's
+        kernels before the memory baseline (seconds per run), and places it on the CPU under
+        `--device auto`: a candidate that never imports them has nothing to gain from them."""
+        return self.served_by() is None
+
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
         """Writes the loaded model (its recipe applied) to `out_dir` so that it loads already
         quantized, and returns the export's manifest (a dict with at least `format` and

@@ -170,11 +170,18 @@ class ChildRun:
         self.done_samples = {p.key: p for p in files.repair_predictions(self.predictions)}
         self.candidate = build(CandidateSpec(**self.job.spec))  # cheap by contract: no weights, no heavy imports
         served_by = self.candidate.served_by()
-        if served_by is None:
+        uses_torch = self.candidate.imports_torch()
+        if uses_torch:
             import_frameworks()
-        _prime_harness(torch_kernels=served_by is None)
-        # A served model's device is its server's; this process is only the (timed) client.
-        self.device = "served" if served_by else gpu.resolve_device(self.job.device)
+        _prime_harness(torch_kernels=uses_torch)
+        # A served model's device is its server's; this process is only the (timed) client. A
+        # candidate without torch computes on the CPU unless a device is named.
+        if served_by:
+            self.device = "served"
+        elif not uses_torch and self.job.device == "auto":
+            self.device = "cpu"
+        else:
+            self.device = gpu.resolve_device(self.job.device)
         self.summary.device = self.device
 
     @phase
