@@ -160,7 +160,15 @@ def test_a_broken_builtin_option_is_still_reported_with_its_file(monkeypatch, tm
 
 def test_families_say_when_their_default_weights_are_random():
     from harness.registry import build
+    from harness.spec import CandidateSpec
+    from harness.types import Request
 
-    assert build(resolve("baseline")).run_info() == {"weights": "random"}
+    baseline = build(resolve("baseline"))
+    assert baseline.run_info() == {"weights": "random", "max_new_tokens": 16}
+    assert baseline.token_budget(Request("s", None, "asr", "p", 64)) == 16  # random weights never stop
     assert "weights" not in build(resolve("whisper-tiny-hf")).run_info()
     assert build(resolve("qwen3-asr-tiny")).run_info()["weights"] == "random"
+    real = build(CandidateSpec(name="mine", family="salmonn", options={"model_path": "/models/x"}))
+    assert real.run_info() == {} and real.token_budget(Request("s", None, "asr", "p", 64)) == 64
+    capped = build(CandidateSpec(name="c", family="salmonn", options={"model_path": "/m", "max_new_tokens": 8}))
+    assert capped.token_budget(Request("s", None, "asr", "p", 64)) == 8

@@ -81,6 +81,12 @@ class TransformersOptions:
     prompts: dict[str, str] = field(default_factory=dict)  # task -> the prompt the model's authors publish
     # Apply the recipe once in prepare() (unmeasured) and load that export, as a deployment would.
     pre_quantize: bool = False
+    max_new_tokens: int | None = None  # caps each request's token budget below the suite's
+
+
+# Random weights never emit an end token, so they would decode to the suite's budget (64) on every
+# clip: TTFT and TPOT are the same over 16 tokens, at a quarter of the time. `max_new_tokens` overrides.
+RANDOM_WEIGHTS_TOKEN_BUDGET = 16
 
 
 class TransformersCandidate(recipes.RecipeHooks, Candidate):
@@ -118,9 +124,14 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         """True when the built-in default checkpoint holds random weights (a tiny model built offline)."""
         return False
 
+    def random_weights(self) -> bool:
+        return not self.options.model_path and self.default_is_random()
+
     def run_info(self) -> dict[str, Any]:
         # The leaderboard marks such rows: their quality numbers measure nothing about a real model.
-        return {"weights": "random"} if not self.options.model_path and self.default_is_random() else {}
+        if not self.random_weights():
+            return {}
+        return {"weights": "random", "max_new_tokens": self.options.max_new_tokens or RANDOM_WEIGHTS_TOKEN_BUDGET}
 
     def default_checkpoint(self) -> Path:
         """The built-in checkpoint used without `model_path` (built on first use)."""
@@ -297,7 +308,8 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
 
     def token_budget(self, request: Request) -> int:
         """How many new tokens this request may get (a family caps it where its model must)."""
-        return request.max_new_tokens
+        cap = self.options.max_new_tokens or (RANDOM_WEIGHTS_TOKEN_BUDGET if self.random_weights() else None)
+        return request.max_new_tokens if cap is None else max(1, min(request.max_new_tokens, cap))
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
