@@ -343,7 +343,7 @@ def demo(ctx, results, threads) -> None:
             if exit_.code:
                 failed.append(name)
     click.echo("")
-    ctx.invoke(leaderboard, results=results, baseline=DEMO_REFERENCE)
+    ctx.invoke(leaderboard, results=results, baseline=DEMO_REFERENCE, ci=True)
     if failed:
         _fail(f"runs that did not finish cleanly: {', '.join(failed)} (see their worker.log)")
 
