@@ -89,6 +89,8 @@ def cli() -> None:
               help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
 @click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
               help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file (TOML) of the LLM judge that scores the qa suite (docs/guides/tasks.md).")
 def run(candidate, suites, resume_id, results, **options) -> None:
     """Run one candidate on the suites and write `results/<run_id>/run.json`."""
     # Every other option is named as RunOptions' field: a new run option is a field (checked in
@@ -150,6 +152,13 @@ def _summary(record: RunRecord) -> str:
             quality = f"WER {_fmt(m.get('wer'))}  CER {_fmt(m.get('cer'))}"
         elif name == "aac":
             quality = f"CIDEr-D {_fmt(m.get('cider_d'), '.4f')}  SPIDEr {_fmt(m.get('spider'), '.4f')}"
+        elif name == "mcq":
+            quality = (f"accuracy {_fmt(m.get('accuracy'))} (chance {_fmt(m.get('chance'))}), "
+                       f"{m.get('n_unparsed', 0)} unparsed")
+        elif name == "qa":
+            judge = (suite.get("judge") or {}).get("model")
+            quality = (f"judge_score {_fmt(m.get('judge_score'), '.2f')} of 10, {m.get('n_unjudged', 0)} unjudged"
+                       + (f" (judge {judge})" if judge else ""))
         else:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
         coverage = suite.get("coverage")
@@ -185,7 +194,11 @@ def _summary(record: RunRecord) -> str:
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--aac-cache", type=click.Path(path_type=Path),
               help="aac-metrics cache folder holding the SPICE jars (default: the one the run used).")
-def rescore(run_id, all_runs, results, aac_cache) -> None:
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file for qa answers that have no judgement yet (and for --rejudge).")
+@click.option("--rejudge", is_flag=True,
+              help="Send every qa answer to the judge again (default: stored judgements are reused, no request).")
+def rescore(run_id, all_runs, results, aac_cache, judge, rejudge) -> None:
     """Re-score runs from their predictions.jsonl and job.json with the current metric code.
 
     Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
@@ -202,15 +215,16 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
     errors = 0
     for folder in folders:
         try:
-            result = rescore_run(folder, aac_cache)
+            result = rescore_run(folder, aac_cache, judge, rejudge)
         except RescoreError as err:
             errors += 1
             click.echo(f"error: {err}", err=True)
             continue
+        judged = f" ({result.judge_requests} answer(s) sent to the judge)" if result.judge_requests else ""
         if not result.changed:
-            click.echo(f"{result.run_id}: unchanged")
+            click.echo(f"{result.run_id}: unchanged{judged}")
             continue
-        click.echo(f"{result.run_id}: re-scored")
+        click.echo(f"{result.run_id}: re-scored{judged}")
         for line in result.changes:
             click.echo(f"  {line}")
     if errors:
@@ -331,14 +345,18 @@ DEMO_REFERENCE = "whisper-tiny-hf"
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file for the qa suite's LLM judge; without one, qa is shown as n/a (not judged).")
 @click.pass_context
-def demo(ctx, results, threads) -> None:
+def demo(ctx, results, threads, judge) -> None:
     """Run the built-in candidates on the embedded demo data, then print the leaderboard."""
     failed = []
+    if judge is None:
+        click.echo("note: qa is not judged (no --judge judge.toml): its judge_score is n/a; see docs/guides/tasks.md")
     for name in DEMO_CANDIDATES:
         click.echo(f"== {name}")
         try:
-            ctx.invoke(run, candidate=name, results=results, threads=threads)
+            ctx.invoke(run, candidate=name, results=results, threads=threads, judge=judge)
         except SystemExit as exit_:
             if exit_.code:
                 failed.append(name)

@@ -33,6 +33,10 @@ class Prediction:
     unaligned_joins: int | None = None
     quality_batch_size: int | None = None  # the batched quality pass (--batch-size)
     info: dict[str, Any] | None = None  # the candidate's Generation.info
+    prompt: str | None = None  # a per-sample question's exact prompt (suites mcq, qa)
+    # `extra` also holds what the parent adds after the measured child (harness/score/tasks.py),
+    # written even when null: mcq `choice` (the letter read, null: unparsed) and `correct`; qa
+    # `judge_score` (N, null: unjudged), `judge_reply` (raw) and `judge_error`.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

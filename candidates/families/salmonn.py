@@ -25,7 +25,7 @@ KEEP_FULL_PRECISION = ("lm_head", "speech_projector", "query_tokens")
 class SalmonnCandidate(TransformersCandidate):
     """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
 
-    tasks = frozenset({"asr", "aac"})
+    tasks = frozenset({"asr", "aac", "mcq", "qa"})  # an instruction-following LLM: it can be asked questions
     family = "salmonn"
     PARTS = PARTS
     KEEP_FULL_PRECISION = KEEP_FULL_PRECISION

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 
 from harness.candidate import Candidate, overrides
-from harness.data import long_audio, prompts
+from harness.data import long_audio, prompts, questions
 from harness.data.audio import load_audio
 from harness.data.errors import AudioError
 from harness.measure import quality_pass
@@ -323,7 +323,8 @@ def _nota2025(candidate: Candidate, job: JobFile, device: str, sync, rss: RssTra
 
 
 def _request(suite: JobSuite, sample: JobSample, audio) -> Request:
-    return Request(sample.sample_id, audio, suite.name, suite.prompt, suite.max_new_tokens)
+    prompt = questions.render(suite.prompt, sample.question, sample.choices)  # the suite's template, filled
+    return Request(sample.sample_id, audio, suite.name, prompt, suite.max_new_tokens)
 
 
 def _calibrate(candidate: Candidate, job: JobFile, n: int = 4) -> list[str]:
@@ -395,6 +396,8 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
                         f"of {minimum:g} s (a broken or empty recording?)")
         return record
     request = _request(suite, sample, audio)
+    if sample.question is not None:  # a per-sample prompt: the record keeps the exact text asked
+        record.prompt = request.prompt
     try:
         pieces = long_audio.split(request, window_s, suite.long_audio)  # slices only: no copies
     except long_audio.LongAudioRefused as err:

@@ -19,7 +19,9 @@ from harness.run.library_logs import library_logs_to
 from harness.run.plan import job_for, plan, plan_batched, plans_from_job
 from harness.run.record import build_record
 from harness.run.run_options import RunError, RunOptions
+from harness.score.judge import load_judge
 from harness.score.scoring import efficiency_block
+from harness.score.tasks import annotate_run
 from harness.spec import CandidateSpec
 from records import files
 from records.job import JobFile
@@ -93,6 +95,8 @@ def _run_and_record(run_dir: Path, job: JobFile, candidate, options: RunOptions,
         error = describe_exit(code, timed_out)
         break
     repeat_errors = _run_repeats(run_dir, job, options, deadline) if error is None and options.repeat > 1 else []
+    # After every measured child has ended, so that judging never touches a timing.
+    annotate_run(run_dir, plans, load_judge(options.judge) if options.judge else None)
     with library_logs_to(run_dir / "worker.log"):  # scoring imports aac-metrics -> torch -> torchao chatter
         record = build_record(job, run_dir, options, plans, error)
         if options.repeat > 1 and error is None:

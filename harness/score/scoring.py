@@ -9,6 +9,7 @@ from harness.data.text import normalize_transcript
 from harness.measure.roofline import roofline
 from harness.measure.timing import latency_ms, summarize
 from harness.score import bootstrap
+from harness.score import tasks as question_suites
 from harness.score.metrics import caption_metrics, caption_scores, wer_metrics, wer_of_normalized, wer_per_sample
 from harness.score.nota2025 import nota_caption, nota_wer
 from records.prediction import Prediction, as_prediction
@@ -65,11 +66,23 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
         "metrics_scored_only": {},
         "metrics_ci": {},
     }
+    if suite.primary_range is not None:  # lets the leaderboard combine several extra suites
+        block["primary_range"] = list(suite.primary_range)
     planned_ids = {s.sample_id for s in plan.samples}
     block["efficiency"] = _timings([
         r for r in (predictions if timed is None else timed)
         if r.task == name and r.sample_id in planned_ids and r.error is None and r.e2e_ms is not None
     ])
+    if name in question_suites.SUITES:  # per-sample questions: harness/score/tasks.py
+        judge = question_suites.judge_of(records)
+        if judge is not None:
+            block["judge"] = judge
+        try:
+            block["metrics"], block["metrics_scored_only"], block["metrics_ci"], notices = question_suites.score(plan, by_id)
+            block["notices"] += notices
+        except Exception as err:  # keep the record (and the predictions) even when a metric breaks
+            block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
+        return block
     rows = planned_rows(plan, by_id)
     unknown = sum(1 for refs, _ in rows[len(plan.samples):] if not refs)
     if unknown:
