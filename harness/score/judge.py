@@ -22,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 # Published in docs/guides/tasks.md. Like AIR-Bench's chat judge: a reference answer stands in
 # for the audio the judge cannot hear, and the answer is rated 1-10 on helpfulness, relevance,

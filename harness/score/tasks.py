@@ -10,9 +10,8 @@ qa sample without a judgement counts as the lowest score, 1.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from harness.score import bootstrap
 from harness.score.judge import JudgeConfig, judge_all
