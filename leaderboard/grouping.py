@@ -102,6 +102,10 @@ def datasets_of(run: RunRecord | Mapping[str, Any]) -> dict[str, str | None]:
     for suite, block in (run.get("suites") or {}).items():
         if isinstance(block, Mapping):
             value = block.get("dataset_hash") or block.get("dataset")
+            judge = block.get("judge")
+            if isinstance(judge, Mapping):  # qa: runs judged by different judges or templates never rank together
+                value = (f"{value} judged by {judge.get('model')} at {judge.get('base_url')}, "
+                         f"template {str(judge.get('template_sha256'))[:8]}")
             out[suite] = str(value) if value is not None else None
     return out
 

@@ -186,26 +186,105 @@ def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Directio
 
 
 def extra_criterion(runs: list[Mapping[str, Any]]) -> Criterion | None:
+    """The one `extra` criterion (weight x1 in the competition profile).
+
+    One extra suite with a value: its primary metric. Several, each with a declared
+    `primary_range` ([worst, best]): the mean of their primary metrics, each scaled to 0 (worst)
+    .. 1 (best); a run that lacks one of them (or has no value for it) scores 0 for that suite.
+    Suites that no ranked run has a value for (e.g. qa, not judged) are left out. Without ranges
+    to combine on, the first suite alone, as before.
+    """
     suites = extra_suites(runs)
     if not suites:
         return None
-    name, (metric, direction) = next(iter(suites.items()))
+    combined = _combined_suites(runs, suites)
+    if len(combined) >= 2:
+        names = list(combined)
+        return Criterion(
+            "extra", "extra: mean of " + ", ".join(names), "max", _scaled_mean(combined),
+            metric="scaled_mean", suite="+".join(names),
+        )
+    valued = {n: v for n, v in suites.items() if _has_value(runs, n, v[0])} or suites
+    name, (metric, direction) = next(iter(valued.items()))
     return Criterion(
         "extra", f"{name}: {metric}", direction, _path("suites", name, "metrics", metric),
         metric=metric, ci=_interval("suites", name, "metrics_ci", metric), suite=name,
     )
 
 
+def _has_value(runs: list[Mapping[str, Any]], name: str, metric: str) -> bool:
+    return any(finite_number(_path("suites", name, "metrics", metric)(run)) is not None for run in runs)
+
+
+def _combined_suites(runs, suites) -> dict[str, tuple[str, float, float]]:
+    """name -> (metric, worst, best) of the extra suites that can be combined: a range, and a value somewhere."""
+    out = {}
+    for name, (metric, _) in suites.items():
+        bounds = next((value_at(r, ("suites", name, "primary_range")) for r in runs
+                       if isinstance(value_at(r, ("suites", name, "primary_range")), list)), None)
+        if (isinstance(bounds, list) and len(bounds) == 2 and all(finite_number(b) is not None for b in bounds)
+                and bounds[0] != bounds[1] and _has_value(runs, name, metric)):
+            out[name] = (metric, float(bounds[0]), float(bounds[1]))
+    return out
+
+
+def _scaled_mean(combined: dict[str, tuple[str, float, float]]) -> Callable[[Mapping[str, Any]], float | None]:
+    def extract(run: Mapping[str, Any]) -> float | None:
+        if not any(isinstance(value_at(run, ("suites", name)), Mapping) for name in combined):
+            return None  # the run has none of the extra suites: n/a, ranked last
+        scaled = []
+        for name, (metric, worst, best) in combined.items():
+            value = finite_number(value_at(run, ("suites", name, "metrics", metric)))
+            scaled.append(0.0 if value is None else min(1.0, max(0.0, (value - worst) / (best - worst))))
+        return sum(scaled) / len(scaled)
+
+    return extract
+
+
+def extra_parts(runs: list[Mapping[str, Any]]) -> list[Criterion]:
+    """With several extra suites, each one's own metric as a column of weight 0 (shown, scored only
+    through `extra`), except the one the `extra` column already is."""
+    suites = extra_suites(runs)
+    if len(suites) < 2:
+        return []
+    extra = extra_criterion(runs)
+    return [
+        Criterion(f"extra.{name}", f"{name}: {metric}", direction, _path("suites", name, "metrics", metric),
+                  metric=metric, ci=_interval("suites", name, "metrics_ci", metric), suite=name)
+        for name, (metric, direction) in suites.items()
+        if extra is None or extra.suite != name
+    ]
+
+
+def _why_left_out(runs: list[Mapping[str, Any]], name: str, metric: str) -> str:
+    if _has_value(runs, name, metric):
+        return "no primary_range to combine it on"
+    if metric == "judge_score":  # suite qa
+        return "no run has a value: not judged (bench.py run --judge FILE)"
+    return "no run has a value"
+
+
 def criteria_notes(runs: list[Mapping[str, Any]]) -> list[str]:
-    """Lines for the table header: which suite the extra criterion ranks, and what it leaves out."""
+    """Lines for the table header: which suite(s) the extra criterion ranks, and what it leaves out."""
     suites = extra_suites(runs)
     if not suites:
         return []
-    (first, (metric, direction)), *others = suites.items()
-    better = "higher" if direction == "max" else "lower"
-    note = f"Extra criterion: suite {first!r}, metric {metric} ({better} is better)"
+    combined = _combined_suites(runs, suites)
+    if len(combined) >= 2:
+        parts = ", ".join(f"{n} {m} ({w:g} -> 0, {b:g} -> 1)" for n, (m, w, b) in combined.items())
+        note = (f"Extra criterion: the mean of {parts}, each scaled to 0-1 (a suite a run lacks counts 0); "
+                "the suites' own columns are shown, not scored")
+        others = [n for n in suites if n not in combined]
+    else:
+        criterion = extra_criterion(runs)
+        first = criterion.suite if criterion else next(iter(suites))
+        metric, direction = suites[first]
+        better = "higher" if direction == "max" else "lower"
+        note = f"Extra criterion: suite {first!r}, metric {metric} ({better} is better)"
+        others = [n for n in suites if n != first]
     if others:
-        note += "; other extra suites shown nowhere in the ranking: " + ", ".join(n for n, _ in others)
+        reasons = [f"{n} ({_why_left_out(runs, n, suites[n][0])})" for n in others]
+        note += "; other extra suites, shown but not scored: " + ", ".join(reasons)
     return [note]
 
 
@@ -217,7 +296,7 @@ def resolve_criteria(runs: list[Mapping[str, Any]]) -> list[Criterion]:
         for c in CRITERIA.values()
     ]
     extra = extra_criterion(runs)
-    return criteria + ([extra] if extra else [])
+    return criteria + ([extra, *extra_parts(runs)] if extra else [])
 
 
 # ---------------------------------------------------------------- rows
@@ -333,9 +412,10 @@ def rank(
         # ties = "average"; values within the profile's tolerance of their group's best tie
         # (leaderboard.tolerance); a missing value gets the worst rank N.
         column = [finite_number(v) for v in values[c.key]]
-        ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance[c.key], profile.ties)
+        ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance.get(c.key, 0.0), profile.ties)
 
-    score = sum(ranks[c.key] * weights_[c.key] for c in criteria)
+    # Keys outside the profile (an extra suite's own column, `extra.NAME`) are shown with weight 0.
+    score = sum(ranks[c.key] * weights_.get(c.key, 0.0) for c in criteria)
     # Round before ranking so that e.g. 0.1*3 and 0.3 tie as they should.
     final = score.round(9).rank(method="min").astype(int)
 
@@ -347,12 +427,12 @@ def rank(
                 value=finite_number(values.at[name, c.key]),  # NaN -> None
                 rank=_as_rank(ranks.at[name, c.key]),
                 metric=c.metric,
-                weight=weights_[c.key],
+                weight=weights_.get(c.key, 0.0),
                 ci=c.ci(run),
                 label=c.label,
                 direction=c.direction,
                 suite=c.suite,
-                tolerance=profile.tolerance[c.key],
+                tolerance=profile.tolerance.get(c.key, 0.0),
                 repeats=c.repeats(run),
             )
             for c in criteria

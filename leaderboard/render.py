@@ -53,7 +53,7 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
             entry: dict[str, Any] = {"value": cv.value, "rank": _rank_json(cv.rank)}
             if key == "spider":
                 entry["metric"] = cv.metric
-            if key == "extra":
+            if key == "extra" or key.startswith("extra."):
                 entry.update(metric=cv.metric, suite=cv.suite, higher_is_better=cv.direction == "max")
             if ci:
                 entry["ci"] = list(cv.ci) if cv.ci else None
@@ -173,14 +173,14 @@ def score_rule(row: LeaderboardRow) -> str:
         note = ", SPICE unavailable" if key == "spider" and cv.metric != "spider" else ""
         if cv.weight:
             terms.append(f"{fmt_score(cv.weight)}x{name}({_ARROW[cv.direction]}{note})")
-        else:
+        elif not key.startswith("extra."):  # an extra suite's own column counts through `extra`
             unscored.append(name)
     rule = f"Score = {' + '.join(terms) or '0'}; lower score is better"
     return rule + (f" (shown, not scored: {', '.join(unscored)})" if unscored else "")
 
 
 def _name(key: str, cv: Any) -> str:
-    if key == "extra":
+    if key == "extra" or key.startswith("extra."):
         return f"{cv.suite}:{cv.metric}"
     return _SHORT_NAME.get(cv.metric, cv.metric)
 
@@ -222,7 +222,7 @@ def _to_csv(rows: list[LeaderboardRow]) -> str:
 
 
 def _csv_name(key: str, cv: Any) -> str:
-    return f"extra_{cv.suite}_{cv.metric}" if key == "extra" else cv.metric
+    return f"extra_{cv.suite}_{cv.metric}".replace("+", "_") if key == "extra" or key.startswith("extra.") else cv.metric
 
 
 def value_text(cv: Any, value: float) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data import DATA_FORMATS
 from harness.options import OptionsError, parse_options, unknown_keys_message
 from harness.registry import RegistryError, build, resolve
 from harness.run.run_options import PATH_FIELDS, PROTOCOLS, RunOptions, option_problems
@@ -29,7 +30,6 @@ from harness.spec import CandidateSpec, read_toml
 SWEEP_KEYS = ("name", "candidates", "recipes", "recipe_mode", "variants", "datasets", "protocols", "threads", "options")
 VARIANT_KEYS = ("base", "recipes", "mode")
 DATASET_KEYS = ("path", "format", "audio_dir", "audio_root")
-DATA_FORMATS = ("json", "librispeech", "clotho", "audiocaps", "hf")
 RECIPE_MODES = ("append", "replace")
 # RunOptions fields a sweep sets per cell (the matrix axes) or itself; every other field is a
 # run option the `[options]` table may set for all cells.
