@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from harness.data.errors import DataError
 from harness.data.loaders import detect_format, load_data
 from harness.data.questions import check_question, render
 from harness.score.judge import DEFAULT_TEMPLATE, JudgeError, load_judge, parse_score
@@ -278,3 +277,85 @@ def test_qa_judged_then_rescored_without_requests_and_rejudged(tmp_path, qa_data
         assert out.returncode == 0, out.stderr
         assert len(recorded_requests(base_url)) == len(sent) + len(QA_CASES)  # one per sample
         assert f"{len(QA_CASES)} answer(s) sent to the judge" in out.stdout
+
+
+# ---------------------------------------------------------------- leaderboard and docs
+
+
+def _with_tasks(run, accuracy=None, judge_score=None, judge=None, qa=True):
+    from tests.test_leaderboard_profiles import _with_extra
+
+    _with_extra(run, "mcq", "accuracy", accuracy)["suites"]["mcq"]["primary_range"] = [0.0, 1.0]
+    if qa:
+        _with_extra(run, "qa", "judge_score", judge_score)["suites"]["qa"]["primary_range"] = [1.0, 10.0]
+        if judge:
+            run["suites"]["qa"]["judge"] = {"model": judge, "base_url": "http://127.0.0.1:1/v1", "template_sha256": "ab" * 32}
+    return run
+
+
+def test_extra_combines_mcq_and_qa_scaled():
+    from leaderboard import rank, to_table
+    from tests.test_leaderboard import make_run
+
+    runs = [
+        _with_tasks(make_run("a", wer=0.1), accuracy=0.5, judge_score=10.0, judge="j"),  # (0.5 + 1) / 2 = 0.75
+        _with_tasks(make_run("b", wer=0.1), accuracy=1.0, judge_score=1.0, judge="j"),   # (1 + 0) / 2 = 0.5
+        _with_tasks(make_run("c", wer=0.1), accuracy=0.9, qa=False),                    # (0.9 + 0) / 2 = 0.45
+        make_run("d", wer=0.1),                                                           # no extra suite: n/a
+    ]
+    rows = {r.candidate: r for r in rank(runs, "extra=1")}
+    assert {k: r.criteria["extra"].value for k, r in rows.items()} == pytest.approx({"a": 0.75, "b": 0.5, "c": 0.45, "d": None})
+    assert [rows[k].rank for k in "abcd"] == [1, 2, 3, 4]
+    assert rows["a"].criteria["extra.mcq"].value == 0.5 and rows["a"].criteria["extra.mcq"].weight == 0
+    assert rows["c"].criteria["extra.qa"].value is None
+    table = to_table(list(rows.values()))
+    assert "mcq: accuracy" in table and "qa: judge_score" in table and "1xmcq+qa:scaled_mean(↑)" in table
+
+
+def test_unjudged_qa_leaves_mcq_alone_in_extra(tmp_path):
+    from click.testing import CliRunner
+
+    from bench import cli
+    from leaderboard import rank
+    from tests.test_leaderboard import make_run, write_run
+
+    runs = [_with_tasks(make_run(n, wer=0.1), accuracy=acc) for n, acc in (("a", 0.2), ("b", 0.8))]
+    rows = {r.candidate: r for r in rank(runs, "extra=1")}
+    assert rows["b"].criteria["extra"].suite == "mcq" and rows["b"].criteria["extra"].value == 0.8
+    assert rows["b"].criteria["extra.qa"].value is None and rows["b"].rank == 1
+    for run in runs:
+        write_run(tmp_path, run)
+    out = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path)]).output
+    assert "qa (no run has a value: not judged" in out and "qa: judge_score" in out
+
+
+def test_qa_runs_of_different_judges_are_never_ranked_together():
+    from leaderboard import group_runs
+    from tests.test_leaderboard import make_run
+
+    runs = [_with_tasks(make_run(n, wer=0.1), 0.5, 5.0, judge) for n, judge in (("a", "judge-1"), ("b", "judge-1"),
+                                                                              ("c", "judge-2"))]
+    groups = group_runs(runs)
+    assert sorted(sorted(r["candidate"] for r in g.runs) for g in groups) == [["a", "b"], ["c"]]
+    assert "judged by judge-2" in " ".join(groups[0].differences(groups[1]) + groups[1].differences(groups[0]))
+
+
+def test_docs_publish_the_default_template_and_the_rule():
+    from tests.conftest import REPO
+
+    page = (REPO / "docs" / "guides" / "tasks.md").read_text()
+    assert DEFAULT_TEMPLATE in page
+    assert "`Score: N`" in page and "counts as **1**" in page and "The reply is read by one rule" in page
+
+
+def test_sweep_judge_key(tmp_path):
+    from harness.sweep.spec import load_sweep
+
+    (tmp_path / "judge.toml").write_text('base_url = "http://127.0.0.1:8001/v1"\nmodel = "judge"\n')
+    (tmp_path / "sweep.toml").write_text('candidates = ["null"]\n[options]\njudge = "judge.toml"\nsuites = ["qa"]\n')
+    sweep = load_sweep(tmp_path / "sweep.toml", check_candidates=False)
+    options = sweep.cells[0].run_options(tmp_path / "results")
+    assert options.judge == (tmp_path / "judge.toml").resolve()
+    (tmp_path / "judge.toml").write_text('model = "judge"\n')
+    with pytest.raises(Exception, match="base_url must be a non-empty string"):
+        load_sweep(tmp_path / "sweep.toml", check_candidates=False)

@@ -347,8 +347,6 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
     for name in parsed.suites or []:
         if name not in SUITES:
             problems.append(f"[options]: unknown suite {name!r}; known: {', '.join(SUITES)}")
-    # The run's own checks (RunOptions), on what the file sets; protocol and threads are axes, checked above.
-    problems += [f"[options]: {problem}" for problem in option_problems({key: getattr(parsed, key) for key in raw})]
     path_fields = PATH_FIELDS
     options = {}
     for key in raw:  # only what the file sets: a default is not part of the cell key
@@ -356,4 +354,7 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
         if key in path_fields and value is not None:
             value = str((base_dir / value).resolve())
         options[key] = value
+    # The run's own checks (RunOptions), on what the file sets (paths resolved against the sweep
+    # file's folder); protocol and threads are axes, checked above.
+    problems += [f"[options]: {problem}" for problem in option_problems(options)]
     return options
