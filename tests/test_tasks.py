@@ -127,6 +127,42 @@ def test_prompt_template():
     assert render("Transcribe {this}.", None) == "Transcribe {this}."  # no question: untouched
 
 
+def test_model_prompt_template_takes_question_and_choices():
+    """`--prompts model`: the candidate's own template replaces the suite's, then is filled per sample."""
+    from harness.measure.worker import _request
+    from records.job import JobSample, JobSuite
+
+    suite = JobSuite("mcq", "Q: {question} Options: {choices}", 8, "d")
+    sample = JobSample("s", "x.wav", ["b"], question="Which?", choices=["a", "b"], answer="b")
+    assert _request(suite, sample, np.zeros(1600, dtype=np.float32)).prompt == "Q: Which? Options: (A) a\n(B) b"
+
+
+def test_failed_and_skipped_samples_count_as_wrong_and_as_one():
+    from harness.data.errors import Problem
+    from harness.run.plan import SuitePlan
+    from harness.score.scoring import score_suite
+    from harness.score.tasks import annotate
+    from harness.suites import SUITES
+    from harness.types import Sample
+    from records.prediction import Prediction
+
+    mcq = [Sample(f"m{i}", "mcq", "x", ["b"], question="Q?", choices=["a", "b"], answer="b") for i in range(3)]
+    plan = SuitePlan(SUITES["mcq"], "d", mcq, [Problem("[3]", "bad audio", "m3", "mcq", ["b"])])
+    lines = [Prediction("m0", "mcq", ["b"], prediction="B"), Prediction("m1", "mcq", ["b"], error="boom")]
+    lines, sent = annotate([plan], lines)
+    block = score_suite(plan, lines)
+    assert sent == 0 and block["metrics"]["accuracy"] == 0.25 and block["metrics_scored_only"]["accuracy"] == 1.0
+    assert block["coverage"] == 0.25 and block["metrics"]["n_unparsed"] == 0
+    qa = [Sample(f"q{i}", "qa", "x", ["ref"], question="Q?", answer="ref") for i in range(2)]
+    plan = SuitePlan(SUITES["qa"], "d", qa)
+    judged = Prediction("q0", "qa", ["ref"], prediction="x", extra={"judge_score": 8, "judge": {"model": "j"}})
+    block = score_suite(plan, [judged])  # q1 never ran: it counts as 1
+    assert block["metrics"]["judge_score"] == 4.5 and block["metrics"]["n_unjudged"] == 1
+    assert block["judge"] == {"model": "j"} and block["primary_range"] == [1.0, 10.0]
+    block = score_suite(plan, [Prediction("q0", "qa", ["ref"], prediction="x")])  # no judge at all
+    assert block["metrics"]["judge_score"] is None and "not judged" in block["notices"][-1]
+
+
 def test_question_checks():
     ok, problems = check_question({"question": "Q?", "choices": ["x", "y"], "answer": "(b)"}, "mcq")
     assert not problems and ok["answer"] == "y"  # an answer given by its letter
@@ -359,3 +395,32 @@ def test_sweep_judge_key(tmp_path):
     (tmp_path / "judge.toml").write_text('model = "judge"\n')
     with pytest.raises(Exception, match="base_url must be a non-empty string"):
         load_sweep(tmp_path / "sweep.toml", check_candidates=False)
+
+
+# ---------------------------------------------------------------- heavy: a real vLLM as the judge
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_qa_judged_by_a_real_vllm(tmp_path, qa_data, site):
+    """The tiny served model (random weights) as the judge: its replies are noise, so most samples
+    stay unjudged, but every answer reaches a real vLLM and its raw reply is kept."""
+    import os
+
+    from tests.vllm_server import SERVED_NAME, tiny_model, vllm_python, vllm_server
+
+    python, configured = vllm_python(), os.environ.get("LALM_BENCH_VLLM_PYTHON")
+    if python is None and not configured:
+        pytest.skip("no vLLM venv: build it with scripts/make_vllm_venv.sh (or set LALM_BENCH_VLLM_PYTHON)")
+    assert python is not None, f"LALM_BENCH_VLLM_PYTHON={configured} is not a file"
+    with vllm_server(python, tiny_model(python), tmp_path) as (url, _pid):
+        judge = tmp_path / "judge.toml"
+        judge.write_text(f'base_url = "{url}"\nmodel = "{SERVED_NAME}"\nmax_tokens = 16\ntimeout_s = 120\n')
+        out = bench("run", "-c", "fixed", "--data", str(qa_data), "--warmup", "0", "--judge", str(judge),
+                    "--results", str(tmp_path / "results"), env=site, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    path = run_record_path(out.stdout)
+    block = json.loads(path.read_text())["suites"]["qa"]
+    assert block["judge"]["model"] == SERVED_NAME and 1 <= block["metrics"]["judge_score"] <= 10
+    lines = [json.loads(x) for x in (path.parent / "predictions.jsonl").read_text().splitlines()]
+    assert all(isinstance(x["judge_reply"], str) and "judge_error" not in x for x in lines)
