@@ -202,7 +202,8 @@ def rescore(run_id, all_runs, results, aac_cache, judge, rejudge) -> None:
     """Re-score runs from their predictions.jsonl and job.json with the current metric code.
 
     Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
-    memory are never re-measured or changed. Prints what changed per suite and metric.
+    memory are never re-measured or changed. Prints what changed per suite and metric. qa
+    judgements stored with the predictions are reused (no request) unless --rejudge.
     """
     from harness.commands.rescore import RescoreError, find_run, rescore_run, run_folders
 

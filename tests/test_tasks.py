@@ -235,6 +235,8 @@ def test_judge_file_and_score_parsing(tmp_path, monkeypatch):
         load_judge(path)
     for words in ("must start with http", "model must be", "concurrency = 0", "unknown key 'seed'", "'T21_UNSET'"):
         assert words in str(err.value) and str(path) in str(err.value)
+    path.write_text('base_url = "https://user:sk-in-url@judge.example:8443/v1?key=sk-q"\nmodel = "judge"\n')
+    assert load_judge(path).identity()["base_url"] == "https://judge.example:8443/v1"  # no key kept
     path.write_text('base_url = "http://127.0.0.1:8001/v1"\nmodel = "judge"\n')
     judge = load_judge(path)
     assert judge.prompt_template == DEFAULT_TEMPLATE and judge.identity()["template"] == "default"

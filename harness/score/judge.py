@@ -20,11 +20,13 @@ sha256 of the template, so runs judged differently are never ranked together.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import tomllib
 
@@ -76,13 +78,21 @@ class JudgeConfig:
         return hashlib.sha256(self.prompt_template.encode("utf-8")).hexdigest()
 
     def identity(self) -> dict[str, str]:
-        """What the record keeps: who judged, with which template (never the key)."""
-        return {"model": self.model, "base_url": self.base_url, "template_sha256": self.template_sha256,
+        """What the record keeps: who judged, with which template (never the key, not even one
+        written into the URL)."""
+        return {"model": self.model, "base_url": _without_secrets(self.base_url), "template_sha256": self.template_sha256,
                 "template": "default" if self.prompt_template == DEFAULT_TEMPLATE else "custom"}
 
     def prompt(self, question: str, reference: str, answer: str) -> str:
         values = {"question": question, "reference": reference, "answer": answer}
         return _SLOT.sub(lambda m: values[m.group(1)], self.prompt_template)  # one pass: answers' braces stay
+
+
+def _without_secrets(url: str) -> str:
+    """The URL without user:password and query string (where hosted APIs sometimes take a key)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else
+                       parts.netloc, parts.path, "", ""))
 
 
 def load_judge(path: Path) -> JudgeConfig:
@@ -114,6 +124,8 @@ def load_judge(path: Path) -> JudgeConfig:
                                   or (key != "timeout_s" and not isinstance(value, int))):
             problems.append(f"{key} = {value!r} must be a number from {low} to {high}"
                             + ("" if key == "timeout_s" else " (a whole number)"))
+    if importlib.util.find_spec("openai") is None:
+        problems.append("the judge needs the openai client: pip install 'lalm-bench[openai]'")
     if problems:
         raise JudgeError(f"{path}: " + "; ".join(problems))
     return JudgeConfig(source=str(path), **{k: data[k] for k in KEYS if k in data})
