@@ -426,3 +426,16 @@ def test_qa_judged_by_a_real_vllm(tmp_path, qa_data, site):
     assert block["judge"]["model"] == SERVED_NAME and 1 <= block["metrics"]["judge_score"] <= 10
     lines = [json.loads(x) for x in (path.parent / "predictions.jsonl").read_text().splitlines()]
     assert all(isinstance(x["judge_reply"], str) and "judge_error" not in x for x in lines)
+
+
+def test_an_unreachable_judge_leaves_every_answer_unjudged_with_its_reason():
+    import socket
+
+    from harness.score.judge import JudgeConfig, judge_all
+
+    with socket.socket() as sock:  # a port that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge = JudgeConfig(base_url=f"http://127.0.0.1:{port}/v1", model="j", timeout_s=2, max_retries=0)
+    out = judge_all(judge, [("Q?", "ref", "a"), ("Q?", "ref", "b")])
+    assert [j.score for j in out] == [None, None] and all("Connection" in j.error for j in out)

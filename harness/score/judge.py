@@ -153,11 +153,14 @@ def judge_all(config: JudgeConfig, items: list[tuple[str, str, str]]) -> list[Ju
     still fails is unjudged with its error, never fatal."""
     if not items:
         return []
-    from openai import OpenAI  # lazy: an optional dependency (extra `openai`)
+    try:
+        from openai import OpenAI  # lazy: an optional dependency (extra `openai`)
 
-    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
-    client = OpenAI(base_url=config.base_url, api_key=key or "EMPTY", timeout=config.timeout_s,
-                    max_retries=config.max_retries)
+        key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+        client = OpenAI(base_url=config.base_url, api_key=key or "EMPTY", timeout=config.timeout_s,
+                        max_retries=config.max_retries)
+    except Exception as err:  # no client, no judgement: every item is unjudged, with the reason
+        return [Judgement(None, None, f"{type(err).__name__}: {err}") for _ in items]
 
     def one(item: tuple[str, str, str]) -> Judgement:
         try:

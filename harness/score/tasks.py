@@ -77,9 +77,12 @@ def score(plan, by_id: dict[str, Prediction]) -> tuple[dict[str, Any], dict[str,
 
 
 def _score_mcq(samples, rows: list[Prediction | None], n_skipped: int):
-    correct = [bool(r is not None and r.extra.get("correct")) for r in rows] + [False] * n_skipped
+    # The rule is applied here again (not read from the lines), so scoring never depends on annotate.
+    choices = [None if r is None else read_choice(r.prediction, s.choices) for s, r in zip(samples, rows, strict=True)]
+    correct = [c is not None and c == answer_letter(s.answer, s.choices) for s, c in zip(samples, choices, strict=True)]
+    correct += [False] * n_skipped
     predicted = [c for c, r in zip(correct, rows, strict=False) if r is not None]
-    n_unparsed = sum(1 for r in rows if r is not None and r.extra.get("choice") is None)
+    n_unparsed = sum(1 for r, c in zip(rows, choices, strict=True) if r is not None and c is None)
     chances = [1 / len(s.choices) for s in samples if s.choices]
     metrics: dict[str, Any] = {
         "accuracy": _mean(correct),
