@@ -631,9 +631,10 @@ def candidates(fmt) -> None:
         click.echo(json.dumps(listing, indent=2))
         return
     width = max((len(e["name"]) for e in listing), default=10) + 2
+    tasks = {e["name"]: ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}" for e in listing}
+    tasks_width = max((len(t) for t in tasks.values() if not t.startswith("unavailable")), default=10)
     for e in listing:
-        tasks = ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}"
-        click.echo(f"{e['name']:<{width}} {tasks:<10} {e['description']}  [{e['source']}]")
+        click.echo(f"{e['name']:<{width}} {tasks[e['name']]:<{tasks_width}} {e['description']}  [{e['source']}]")
 
 
 @cli.command()

@@ -110,7 +110,7 @@ def test_listing_commands():
     runner = CliRunner()
     out = runner.invoke(cli, ["candidates"]).output
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
-    assert rows["baseline"] == "aac,asr" and rows["whisper-tiny"] == "asr" and rows["null"] == "aac,asr"
+    assert rows["baseline"] == "aac,asr,mcq,qa" and rows["whisper-tiny"] == "asr" and rows["null"] == "aac,asr"
     out = runner.invoke(cli, ["suites"]).output
     assert "Recognize the speech and give me the transcription." in out
 
