@@ -61,6 +61,11 @@ class Fixed(Candidate):
     def generate(self, request, on_token):
         on_token()
         return Generation(text=REPLIES[request.sample_id], n_tokens=1)
+
+    def generate_batch(self, requests):
+        # Answers only when asked with the sample's own question, as the single path asks it.
+        return [Generation(text=REPLIES[r.sample_id] if r.prompt.startswith("Question") or r.task == "qa" else "?",
+                           n_tokens=1) for r in requests]
 """
 
 
@@ -274,6 +279,19 @@ def test_plugin_with_fixed_replies_gets_the_rule_s_accuracy(tmp_path, mmau, site
         assert lines[sid]["choice"] == letter and lines[sid]["correct"] is correct
         assert lines[sid]["prompt"].startswith(f"Question {sid}?\n(A) {choices[0]}\n(B) {choices[1]}")
     assert f"accuracy {expected:.3f}" in out.stdout and f"{sum(c[4] is None for c in MCQ_CASES)} unparsed" in out.stdout
+
+
+@pytest.mark.slow
+def test_batched_quality_pass_asks_the_same_questions(tmp_path, mmau, site):
+    out = bench("run", "-c", "fixed", "--data", str(mmau), "--warmup", "0", "--batch-size", "4",
+                "--efficiency-samples", "2", "--results", str(tmp_path), env=site)
+    assert out.returncode == 0, out.stdout + out.stderr
+    path = run_record_path(out.stdout)
+    block = json.loads(path.read_text())["suites"]["mcq"]
+    assert block["metrics"]["accuracy"] == pytest.approx(sum(c[5] for c in MCQ_CASES) / len(MCQ_CASES))
+    lines = [json.loads(x) for x in (path.parent / "predictions.jsonl").read_text().splitlines()]
+    assert {x["quality_batch_size"] for x in lines} == {4}
+    assert all(x["prompt"].startswith(f"Question {x['sample_id']}?\n(A) ") for x in lines)
 
 
 @pytest.mark.slow
