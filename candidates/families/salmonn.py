@@ -61,9 +61,13 @@ class SalmonnCandidate(TransformersCandidate):
         return {"eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self.tokenizer.pad_token_id}
 
     def _prompt_tensors(self, prompt: str):
-        """Token ids around the audio placeholder; cached since suites reuse one prompt."""
+        """Token ids around the audio placeholder; cached since suites reuse one prompt (bounded:
+        mcq and qa ask each sample its own question)."""
         if prompt not in self._prompt_ids:
             import torch
+
+            if len(self._prompt_ids) >= 64:
+                self._prompt_ids.pop(next(iter(self._prompt_ids)))  # the oldest
 
             from candidates.models.salmonn_model import AUDIO_PLACEHOLDER, PROMPT_TEMPLATE
 
