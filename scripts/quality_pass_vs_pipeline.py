@@ -15,7 +15,7 @@ Each repeat runs, one after the other (the order turning each repeat):
 
 It prints the medians, their ratio (harness / pipeline samples/s) and whether every text is the
 same (both stripped). `--device cuda` times both on a GPU. `--profile FILE` writes a cProfile of
-one pipeline pass, to compare with the harness child's (`LALM_BENCH_PROFILE`, see below).
+one pipeline pass.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def run_pipeline_only(args) -> None:
     from harness.suites import SUITES
 
     torch.set_num_threads(args.threads)
-    device = "cpu" if args.device in ("cpu", "auto") and not torch.cuda.is_available() else args.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     dtype = torch.float32 if device == "cpu" else torch.bfloat16  # the harness's default per device
     asr = pipeline("automatic-speech-recognition", model=str(ensure_converted()), device=device, dtype=dtype)
     samples = _clips(args)
