@@ -61,7 +61,7 @@ def whole_clip(path: Path) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000, 15999])
+@pytest.mark.parametrize("rate", [8000, 22050, 24000, 44100, 48000, 96000])
 def test_streaming_resampler_is_bit_identical_to_resample_poly(rate):
     rng = np.random.default_rng(rate)
     g = gcd(rate, 16000)
