@@ -26,9 +26,18 @@ class Section:
     rows: list[LeaderboardRow]
     header: list[str] = field(default_factory=list)  # what the group shares, how it differs
     warnings: list[str] = field(default_factory=list)  # printed above the table
+    _index: tuple[list, int, dict[str, RunRecord]] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def run_of(self, row: LeaderboardRow) -> dict[str, Any]:
-        return next(r for r in self.group.runs if r.run_id == row.run_id)
+    def run_of(self, row: LeaderboardRow) -> RunRecord:
+        # An index of the group's runs, not a scan per row, which made 2,000 rows quadratic;
+        # built again if the group's run list is replaced or grows.
+        runs = self.group.runs
+        if self._index is None or self._index[0] is not runs or self._index[1] != len(runs):
+            by_id: dict[str, RunRecord] = {}
+            for run in runs:
+                by_id.setdefault(run.run_id, run)  # the first of a run id, as the scan found it
+            self._index = (runs, len(runs), by_id)
+        return self._index[2][row.run_id]
 
 
 def build(

@@ -1,8 +1,8 @@
 """Weighted-rank leaderboard: rank each criterion, score = sum(weight x rank), rank the score.
 
 This is the competition's rule (lower score is better), so the table is directly comparable
-with its public leaderboard. pandas is imported inside ``rank`` only, to keep
-``import leaderboard`` (and ``bench.py --help``) fast.
+with its public leaderboard. Ranking needs no pandas (``to_frame`` and a DataFrame input use
+it), so ``bench.py leaderboard`` never imports it.
 
 ``rank`` ranks the runs it is given as ONE comparable set; splitting runs into fair groups
 (profile, device kind, datasets) is ``leaderboard.grouping``'s job.
@@ -11,6 +11,8 @@ with its public leaderboard. pandas is imported inside ``rank`` only, to keep
 from __future__ import annotations
 
 import math
+import sys
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -23,6 +25,7 @@ from leaderboard.profiles import (
 )
 from leaderboard.results import latest_per_candidate, run_coverage
 from leaderboard.tolerance import tolerant_ranks
+from records.fields import is_mapping
 from records.run_record import RunRecord, as_run_record
 
 Direction = Literal["min", "max"]
@@ -45,7 +48,7 @@ def value_at(run: RunRecord | Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     nested blocks; None where any step is missing."""
     node: Any = getattr(as_run_record(run), keys[0], None)
     for key in keys[1:]:
-        if not isinstance(node, Mapping):
+        if not is_mapping(node):
             return None
         node = node.get(key)
     return node
@@ -93,7 +96,7 @@ def _repeats(key: str) -> Callable[[Mapping[str, Any]], Repeats | None]:
 
     def extract(run: Mapping[str, Any]) -> Repeats | None:
         node = value_at(run, ("efficiency", "repeats"))
-        if not isinstance(node, Mapping) or not isinstance(node.get(key), Mapping):
+        if not is_mapping(node) or not is_mapping(node.get(key)):
             return None
         spread = node[key]
         p50, lo, hi = (finite_number(spread.get(k)) for k in ("p50", "min", "max"))
@@ -172,7 +175,7 @@ def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Directio
     found: dict[str, tuple[str, Direction]] = {}
     for run in runs:
         for name, block in (run.suites or {}).items():
-            if name in found or not isinstance(block, Mapping):
+            if name in found or not is_mapping(block):
                 continue
             flag = block.get("extra")
             if not (flag is True or (flag is None and name not in CORE_SUITES)):
@@ -353,6 +356,20 @@ def _as_rank(value: float) -> float:
     return int(value) if float(value).is_integer() else float(value)
 
 
+def round_half_even(value: float, decimals: int) -> float:
+    """numpy's rounding (scale, round half to even, scale back), which the scores have always had:
+    `round(x, 9)` rounds the decimal value exactly and can differ in the last place."""
+    scale = 10.0**decimals
+    scaled = value * scale
+    return (round(scaled) / scale) or math.copysign(0.0, scaled)
+
+
+def min_ranks(values: list[float]) -> list[int]:
+    """Competition ranks, lower is better: 1 + how many values are smaller (1, 1, 3)."""
+    ordered = sorted(values)
+    return [bisect_left(ordered, v) + 1 for v in values]
+
+
 # ---------------------------------------------------------------- DataFrame input
 
 
@@ -390,9 +407,8 @@ def rank(
     profile form (see ``leaderboard.profiles``). ``baseline``: the candidate the deltas are
     relative to; no deltas when it is None or not among the runs.
     """
-    import pandas as pd  # lazy: see module docstring
-
-    if isinstance(runs, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame exists only once pandas is imported
+    if pd is not None and isinstance(runs, pd.DataFrame):
         runs = runs_from_frame(runs)
     runs = [as_run_record(r) for r in runs]
     profile = load_profile(weights)
@@ -403,29 +419,29 @@ def rank(
     criteria = resolve_criteria(runs)
     names = [run.candidate for run in runs]
 
-    values = pd.DataFrame(
-        {c.key: [c.extract(run) for run in runs] for c in criteria}, index=names, dtype="float64"
-    )
-    ranks = pd.DataFrame(index=names)
-    for c in criteria:
-        # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under
-        # ties = "average"; values within the profile's tolerance of their group's best tie
-        # (leaderboard.tolerance); a missing value gets the worst rank N.
-        column = [finite_number(v) for v in values[c.key]]
-        ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance.get(c.key, 0.0), profile.ties)
-
+    # Plain lists, no pandas: importing it and reading cells one by one was most of the time of a
+    # leaderboard over 10,000 runs (docs/guides/leaderboard.md, "Speed").
+    values = {c.key: [c.extract(run) for run in runs] for c in criteria}  # a number or None
+    # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under ties = "average";
+    # values within the profile's tolerance of their group's best tie (leaderboard.tolerance); a
+    # missing value gets the worst rank N.
+    ranks = {c.key: tolerant_ranks(values[c.key], c.direction, profile.tolerance.get(c.key, 0.0), profile.ties)
+             for c in criteria}
     # Keys outside the profile (an extra suite's own column, `extra.NAME`) are shown with weight 0.
-    score = sum(ranks[c.key] * weights_.get(c.key, 0.0) for c in criteria)
+    scores = [0.0] * len(runs)
+    for c in criteria:  # summed criterion by criterion, in the profile's order
+        scores = [s + r * weights_.get(c.key, 0.0) for s, r in zip(scores, ranks[c.key], strict=True)]
     # Round before ranking so that e.g. 0.1*3 and 0.3 tie as they should.
-    final = score.round(9).rank(method="min").astype(int)
+    scores = [round_half_even(s, 9) for s in scores]
+    final = min_ranks(scores)
 
-    ref = baseline if baseline in names else None
+    ref = names.index(baseline) if baseline in names else None
     rows = []
-    for name, run in zip(names, runs, strict=True):
+    for i, (name, run) in enumerate(zip(names, runs, strict=True)):
         cvs = {
             c.key: CriterionValue(
-                value=finite_number(values.at[name, c.key]),  # NaN -> None
-                rank=_as_rank(ranks.at[name, c.key]),
+                value=values[c.key][i],
+                rank=_as_rank(ranks[c.key][i]),
                 metric=c.metric,
                 weight=weights_.get(c.key, 0.0),
                 ci=c.ci(run),
@@ -439,18 +455,15 @@ def rank(
         }
         deltas = {}
         if ref is not None:
-            deltas = {
-                c.key: _delta(c.key, finite_number(values.at[name, c.key]), finite_number(values.at[ref, c.key]))
-                for c in criteria
-            }
+            deltas = {c.key: _delta(c.key, values[c.key][i], values[c.key][ref]) for c in criteria}
         rows.append(
             LeaderboardRow(
                 candidate=name,
                 run_id=run.run_id,
-                rank=int(final[name]),
-                score=float(round(score[name], 9)),
+                rank=final[i],
+                score=scores[i],
                 criteria=cvs,
-                reference=ref,
+                reference=names[ref] if ref is not None else None,
                 deltas=deltas,
                 ties=profile.ties,
                 coverage=run_coverage(run),
@@ -473,8 +486,8 @@ def _scored_only(run: Mapping[str, Any]) -> bool:
     """True for a record written before failures counted: a suite without `metrics_scored_only`
     scored only the samples that have a prediction (`bench.py rescore` applies the rule)."""
     suites = run.suites
-    return isinstance(suites, Mapping) and any(
-        isinstance(b, Mapping) and "metrics_scored_only" not in b for b in suites.values())
+    return is_mapping(suites) and any(
+        is_mapping(b) and "metrics_scored_only" not in b for b in suites.values())
 
 
 def to_frame(rows: list[LeaderboardRow]) -> Any:
