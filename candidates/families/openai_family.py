@@ -6,8 +6,8 @@ Each request is streamed (official `openai` client, `pip install lalm-bench[open
 harness's clock runs here, on the client:
 - TTFT ends at the first chunk that carries a delta (content, even empty, or the role): servers
   send it when the first token exists (vLLM's role chunk comes with the first token, as
-  `vllm bench serve` assumes; `bench.py serve` sends one empty chunk per token and the text at
-  the end). Encoding the audio and the HTTP round trip are inside it;
+  `vllm bench serve` assumes; `bench.py serve` sends one chunk per token, with its text). Each
+  chunk's text goes on to a callback that wants it (`on_token(1, text)`, harness/streaming.py). Encoding the audio and the HTTP round trip are inside it;
 - the token count is the server's `usage.completion_tokens`, never the number of chunks (one
   chunk may hold several tokens), so TPOT = (t_last_chunk - t_first_chunk) / (completion_tokens - 1);
 - the gaps between those chunks are kept per request as `info.itl_chunk_ms` (chunk-level, not
@@ -39,6 +39,7 @@ import numpy as np
 from harness.candidate import Candidate
 from harness.serve.client import ProcessTreeMemory, distinct_copy, encode_audio
 from harness.spec import CandidateSpec
+from harness.streaming import reporter
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 PROBE_TEXT = "What do you hear?"
@@ -116,6 +117,7 @@ class OpenAICandidate(Candidate):
         body = self._body(request.prompt, audio, request.max_new_tokens, request.task)
         times: list[float] = []
         parts: list[str] = []
+        report = reporter(on_token)
         usage = finish = server = None
         try:
             stream = self._client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
@@ -130,7 +132,7 @@ class OpenAICandidate(Candidate):
                         # role chunk comes with the first token, `bench.py serve` sends one empty
                         # chunk per token. A chunk, not a token: the count comes from usage.
                         if text or delta.content is not None or delta.role is not None:
-                            on_token(1)
+                            report(1, text)
                             times.append(time.perf_counter())
                         if text:
                             parts.append(text)

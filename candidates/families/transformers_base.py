@@ -24,7 +24,7 @@ from candidates import recipes
 from harness.candidate import Candidate
 from harness.measure.memory import tensor_bytes
 from harness.spec import CandidateSpec
-from harness.streaming import transformers_streamer
+from harness.streaming import reporter, text_callback, transformers_streamer, wants_text
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt"}
@@ -355,24 +355,28 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def generate(self, request: Request, on_token: TokenCallback) -> Generation:
-        """Greedy, each token reported as it exists; the tokens streamed must be the ids returned,
+        """Greedy, each token reported as it exists (with its text to a callback that wants it,
+        harness/streaming.py); the tokens streamed must be the ids returned,
         else TPOT would be computed over other tokens than the ones counted (a sample error)."""
         import torch
 
         streamed = 0
+        report = reporter(on_token)
 
-        def counted(count: int = 1) -> None:
+        def counted(count: int = 1, text: str | None = None) -> None:
             nonlocal streamed
             streamed += count
-            on_token(count)
+            report(count, text)
 
+        if wants_text(on_token):
+            text_callback(counted)  # each token's text, decoded as the answer is (see harness/streaming.py)
         with torch.inference_mode():
             inputs = self.inputs([request])
             output = self.generator().generate(
                 **inputs,
                 max_new_tokens=self.token_budget(request),
                 do_sample=False,
-                streamer=transformers_streamer(counted),
+                streamer=transformers_streamer(counted, self.decode),
                 **self.generate_kwargs(),
             )
         new = self.new_tokens(output, inputs)[0]

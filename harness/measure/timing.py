@@ -56,8 +56,9 @@ class TokenTimer:
         self.first_time = self.last_time = None
         self.n_tokens = self._first_count = 0
 
-    def on_token(self, count: int = 1) -> None:
-        """Called by the candidate when `count` new tokens exist (1 for streaming decoders)."""
+    def on_token(self, count: int = 1, text: str | None = None) -> None:
+        """Called by the candidate when `count` new tokens exist (1 for streaming decoders); their
+        text, when a candidate gives it, is not needed for timing."""
         now = self._now()
         if self.first_time is None:
             self.first_time = now

@@ -163,7 +163,7 @@ def _request(clip: Clip, seed: tuple[int, ...]) -> Request:
 
 def _warm_up(candidate, clips: list[Clip], n: int, salt: int) -> None:
     for i in range(n):
-        candidate.generate(_request(clips[i % len(clips)], (salt, 0, i)), lambda count=1: None)
+        candidate.generate(_request(clips[i % len(clips)], (salt, 0, i)), lambda count=1, text=None: None)
 
 
 def run_level(candidate, clips: list[Clip], concurrency: int, n_requests: int, duration_s: float | None,
