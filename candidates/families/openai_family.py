@@ -11,7 +11,9 @@ harness's clock runs here, on the client:
 - the token count is the server's `usage.completion_tokens`, never the number of chunks (one
   chunk may hold several tokens), so TPOT = (t_last_chunk - t_first_chunk) / (completion_tokens - 1);
 - the gaps between those chunks are kept per request as `info.itl_chunk_ms` (chunk-level, not
-  per token).
+  per token); an answer whose chunks mostly arrived together is flagged `info.stream_buffered`
+  (harness/measure/timing.py), and its TPOT is then reported as unavailable, never as the
+  near-zero gap.
 `load` checks that the server uses the audio: a text-only probe and the same text with 1 s of
 audio must differ in `usage.prompt_tokens` (or the server must refuse a request without audio),
 else the run fails with "the server ignored the audio". HTTP errors, timeouts and broken
@@ -37,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.candidate import Candidate
+from harness.measure.timing import stream_buffered
 from harness.serve.client import ProcessTreeMemory, distinct_copy, encode_audio
 from harness.spec import CandidateSpec
 from harness.streaming import reporter
@@ -154,6 +157,8 @@ class OpenAICandidate(Candidate):
             "itl_chunk_ms": [round((b - a) * 1000.0, 3) for a, b in zip(times[:-1], times[1:], strict=True)],
             "finish_reason": finish,
         }
+        if stream_buffered(info["itl_chunk_ms"], usage.completion_tokens):
+            info["stream_buffered"] = True  # the run reports its TPOT as unavailable, with the reason
         if dithered:
             info["audio_dithered"] = True
         if isinstance(server, dict):  # the server's side of the same request: the HTTP overhead is the difference

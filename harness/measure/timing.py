@@ -80,6 +80,31 @@ class TokenTimer:
         return RequestTiming(ttft_s=ttft, tpot_s=tpot, e2e_s=end - self.start_time, n_tokens=tokens)
 
 
+# A served answer whose chunks mostly arrive together was buffered by the server (or a proxy):
+# the client's TPOT is then the time to parse chunks, not the model's time per token. Flagged when
+# at least BUFFERED_SHARE of the gaps between its chunks are under BUFFERED_GAP_MS, on answers of
+# at least BUFFERED_MIN_TOKENS tokens (docs/guides/served-models.md#buffered-streams).
+BUFFERED_GAP_MS = 1.0
+BUFFERED_SHARE = 0.9
+BUFFERED_MIN_TOKENS = 8
+BUFFERED_RULE = (f">= {BUFFERED_SHARE:.0%} of inter-chunk gaps under {BUFFERED_GAP_MS:g} ms on answers of "
+                 f">= {BUFFERED_MIN_TOKENS} tokens")
+
+
+def stream_buffered(gaps_ms: list[float], n_tokens: int) -> bool:
+    """Whether a streamed answer arrived buffered (see BUFFERED_RULE)."""
+    if n_tokens < BUFFERED_MIN_TOKENS or not gaps_ms:
+        return False
+    return sum(gap < BUFFERED_GAP_MS for gap in gaps_ms) >= BUFFERED_SHARE * len(gaps_ms)
+
+
+def buffered_reason(n_buffered: int, n_requests: int) -> str:
+    """Why a run's (or a load level's) TPOT is unavailable when some of its answers were buffered."""
+    return (f"TPOT unavailable: {n_buffered} of {n_requests} answers arrived as a buffered stream ({BUFFERED_RULE}), "
+            "so the gaps between chunks are not the model's time per token; latency is the median TTFT, "
+            "which then covers the whole decode")
+
+
 def summarize(values_ms: list[float | None]) -> dict[str, float | int | None]:
     """p50/p90/mean/stdev over the requests that have a value; all None when none has."""
     present = [v for v in values_ms if v is not None]
