@@ -178,6 +178,8 @@ def _summary(record: RunRecord) -> str:
         f"TPOT p50 {_fmt(part('tpot_ms'), '.2f')} ms{over})  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
+    if eff.get("tpot_unavailable_reason"):
+        lines.append(f"  note: {eff['tpot_unavailable_reason']}")
     qp = eff.get("quality_pass")
     if qp:
         how = f"batches of {qp['batch_size']}" if qp["batched"] else "one at a time (no generate_batch)"
@@ -623,7 +625,10 @@ def _load_table(record: RunRecord) -> str:
             "ITL ms p50/p99 (chunks)"]
     title = f"{record.candidate} ({record.load['served_by']})  run {record.run_id}  status {record.status}"
     reasons = [f"  {n} x {reason}" for level in record.load["levels"] for reason, n in level["error_reasons"].items()]
-    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else [])])
+    buffered = [f"  concurrency {lv['concurrency']}: {lv['tpot_unavailable_reason']}" for lv in record.load["levels"]
+                if lv.get("tpot_unavailable_reason")]
+    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else []),
+                      *(["TPOT n/a (buffered stream):", *buffered] if buffered else [])])
 
 
 @cli.command()

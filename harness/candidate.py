@@ -92,7 +92,9 @@ class Candidate(ABC):
     def generate(self, request: Request, on_token: TokenCallback) -> Generation:
         """Answers one request. Calls `on_token()` once per generated token as soon as it exists
         (or `on_token(count)` when an engine delivers `count` tokens at once); the harness owns
-        the clock. Returns the text and, when known, `n_tokens` (else the callbacks are counted).
+        the clock. `on_token(count, text)` also gives the tokens' text, which `bench.py serve`
+        streams; compute it only when `harness.streaming.wants_text(on_token)` (or use
+        `harness.streaming.reporter`), since the timers do not read it. Returns the text and, when known, `n_tokens` (else the callbacks are counted).
         Raising fails this sample only; the run goes on."""
 
     # ------------------------------------------------------------------ optional hooks

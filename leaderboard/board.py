@@ -14,6 +14,7 @@ from leaderboard.memory_notes import memory_phase_notes
 from leaderboard.profiles import DEFAULT_PROFILE, EXACT_PROFILE, WeightProfile, load_profile
 from leaderboard.ranking import LeaderboardRow, criteria_notes, rank
 from leaderboard.results import latest_per_candidate, run_coverage
+from leaderboard.stream_notes import buffered_stream_notes
 from records.run_record import RunRecord, as_run_record
 
 DEFAULT_BASELINE = "baseline"
@@ -86,7 +87,7 @@ def build(
                 f"Runs: {_list_runs(group.runs)}"
             )
         header.append(_weights_line(profile, nota and chosen is None))
-        header += criteria_notes(group.runs) + memory_phase_notes(group.runs)
+        header += criteria_notes(group.runs) + memory_phase_notes(group.runs) + buffered_stream_notes(group.runs)
         warnings += left_out
         if baseline and rows and rows[0].reference is None:
             warnings.append(f"reference candidate {baseline!r} has no run in this group; no deltas shown")

@@ -32,6 +32,7 @@ class Prediction:
     overlap_s: float | None = None
     unaligned_joins: int | None = None
     quality_batch_size: int | None = None  # the batched quality pass (--batch-size)
+    stream_buffered: bool | None = None  # a served answer that arrived buffered: its TPOT is not the model's
     info: dict[str, Any] | None = None  # the candidate's Generation.info
     prompt: str | None = None  # a per-sample question's exact prompt (suites mcq, qa)
     # `extra` also holds what the parent adds after the measured child (harness/score/tasks.py),

@@ -423,6 +423,8 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
     record.tpot_ms = None if timing.tpot_s is None else timing.tpot_s * ms
     record.e2e_ms = timing.e2e_s * ms
     record.info = generation.info or None
+    if any((g.info or {}).get("stream_buffered") for g in generations):  # a served answer that arrived buffered
+        record.stream_buffered, record.tpot_ms = True, None  # its chunk gaps are not the model's TPOT
     return record
 
 
