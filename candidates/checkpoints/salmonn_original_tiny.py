@@ -93,6 +93,13 @@ def _tokenizer(out: Path):
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=SPECIAL[0], eos_token=SPECIAL[1])
     tok.add_special_tokens({"additional_special_tokens": [SPECIAL[2]]})
     tok.save_pretrained(out)
+    # Llama 3's own tokenizer_config names this class; transformers 5 writes its new backend's
+    # name, which the organisers' transformers 4.47 does not know.
+    config_file = out / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config["additional_special_tokens"] = config.pop("extra_special_tokens", [SPECIAL[2]])  # 4.47's key
+    config_file.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return tok
 
 
@@ -132,7 +139,7 @@ def build(out: Path) -> None:
     eos = [tok.convert_tokens_to_ids(SPECIAL[1]), tok.convert_tokens_to_ids(SPECIAL[2])]
     llama_config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                               rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                               rope_theta=10000.0, tie_word_embeddings=True, initializer_range=0.3, bos_token_id=tok.bos_token_id,
                                eos_token_id=eos)
     llm = LlamaForCausalLM(llama_config)
     llm.generation_config.eos_token_id = eos
@@ -150,6 +157,7 @@ def build(out: Path) -> None:
         _jitter(model.ln_speech, 0.1)
         _jitter(model.ln_audio, 0.1)
         model.speech_query_tokens.normal_(0, 0.5)
+        model.speech_llama_proj.weight.normal_(0, 0.3)  # speech tokens on the scale of the word embeddings
         for name, p in llm.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.1)  # non-zero: the LoRA changes the output

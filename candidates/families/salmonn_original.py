@@ -18,8 +18,10 @@ Prompt: `prompt_template` around "<Speech><SpeechHere></Speech> " + the instruct
 <SpeechHere>; the LLM input is [BOS, before, speech tokens, after]. Decoding: the YAML's
 `generate:` section (beam search with num_beams, ...), the output cut at `end_sym` and lower-cased.
 
-On the CPU everything computes in float32 (the original's fp16 LLM relies on CUDA autocast); on a
-GPU in bf16 unless the recipe names a dtype (unverified here: no GPU in the sessions that wrote it).
+The LLM's weights load in float16, as the original loads them. On the CPU everything then computes
+in float32 (the original relies on CUDA autocast, which a CPU lacks); on a GPU in float16, the
+original's autocast dtype, unless the recipe names one (unverified: no GPU in the session that
+wrote this).
 Recipe parts: speech_encoder, beats, qformer, proj, llm; `lora-merge:llm` merges the LoRA into the
 LLM before any quantization step (else it is kept apart, on top of the quantized LLM).
 """
@@ -43,6 +45,8 @@ PLACEHOLDER = "<SpeechHere>"
 # The organisers' test prompts (audiolm-trainer prompts/test_prompt.json), used without `test_prompt_path`.
 ORGANISER_PROMPTS = {"asr": "Recognize the speech and give me the transcription.",
                      "aac": "Please describe the audio."}
+# Our suite names -> the keys of the organisers' test_prompt.json.
+PROMPT_FILE_KEYS = {"aac": "audiocaption"}
 # The `generate:` keys the organisers' evaluator passes to `generate`, with its defaults.
 GENERATE_DEFAULTS: dict[str, Any] = {"max_new_tokens": 200, "num_beams": 4, "do_sample": False, "min_length": 1,
                                      "temperature": 1.0, "top_p": 0.9, "repetition_penalty": 1.0,
@@ -196,7 +200,10 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         if path is not None and path.is_file():
             import json
 
-            return json.loads(path.read_text(encoding="utf-8")).get(task)
+            prompts = json.loads(path.read_text(encoding="utf-8"))
+            text = prompts.get(task) or prompts.get(PROMPT_FILE_KEYS.get(task, task))
+            if text is not None:
+                return text.removeprefix(SPEECH_PREFIX)
         return ORGANISER_PROMPTS.get(task)
 
     def audio_window_s(self) -> float:
@@ -234,18 +241,21 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         named = next((s.op for s in self.steps if s.op in recipes.DTYPES), None)
         if named:
             return getattr(torch, recipes.DTYPES[named])
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return torch.float16 if device.startswith("cuda") else torch.float32  # the organisers' CUDA autocast dtype
 
     def _load_llm(self, device: str, dtype, quantize: bool):
+        import torch
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-        kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
+        # The original loads the LLM in float16 (`torch_dtype=torch.float16`); its weights are
+        # those float16 values, computed here in `dtype` (float32 on the CPU) after the upcast.
+        kwargs: dict[str, Any] = {"dtype": torch.float16, "local_files_only": True}
         bnb = next((s for s in self.steps if s.op in ("nf4", "int8")), None)
         if bnb is not None and quantize:
             config = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
                                          llm_int8_skip_modules=["lm_head"]) if bnb.op == "nf4"
                       else BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=["lm_head"]))
-            kwargs.update(quantization_config=config, device_map=device)
+            kwargs.update(quantization_config=config, device_map=device, dtype=dtype)
         llm = AutoModelForCausalLM.from_pretrained(self.path_of("llama_path"), **kwargs)
         # mean_resizing=False: the new [PAD] row is overwritten by a real checkpoint's tied head.
         llm.resize_token_embeddings(len(self.processor), mean_resizing=False)
@@ -418,7 +428,8 @@ class SalmonnOriginalCandidate(TransformersCandidate):
     def _prompt_ids(self, instruction: str):
         import torch
 
-        text = self.options.prompt_template.format(SPEECH_PREFIX + instruction)
+        speech = "" if instruction.startswith(SPEECH_PREFIX) else SPEECH_PREFIX
+        text = self.options.prompt_template.format(speech + instruction)
         if PLACEHOLDER not in text:
             raise ValueError(f"{self.where()}: prompt_template {self.options.prompt_template!r} lost {PLACEHOLDER}")
         before, after = text.split(PLACEHOLDER, 1)
