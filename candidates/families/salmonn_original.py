@@ -92,6 +92,7 @@ class OriginalOptions:
     max_txt_len: int = 128
     only_preprocessor: bool = False
     # ours
+    model_path: str = ""  # a folder written by `bench.py export` of this family (its YAML gives the rest)
     generate: dict[str, Any] = field(default_factory=dict)  # the YAML's `generate:` section
     prompts: dict[str, str] = field(default_factory=dict)  # task -> instruction (after the speech tag)
     config_dir: str = ""  # relative paths resolve against it, then the working directory
@@ -157,7 +158,7 @@ class SalmonnOriginalCandidate(TransformersCandidate):
             raise recipes.RecipeError(f"{self.label()}: {', '.join(bad)}: bitsandbytes steps apply to the llm only "
                                       "in this family (use int8-dynamic:PART for the others)")
         self.merge_lora = any(s.op == "lora-merge" for s in self.steps)
-        if self.merge_lora and not self.options.lora:
+        if self.merge_lora and not self.lora_on():
             raise recipes.RecipeError(f"{self.label()}: lora-merge:llm needs `lora = true`")
         self.load_report: dict[str, Any] = {}
         self.tokenizer_ = None
@@ -169,9 +170,30 @@ class SalmonnOriginalCandidate(TransformersCandidate):
 
     def uses_tiny(self) -> bool:
         """No paths at all: the built-in tiny original-format model (built on first use)."""
-        return not (self.options.llama_path or self.options.whisper_path or self.options.source_config)
+        return not (self.options.llama_path or self.options.whisper_path or self.options.source_config
+                    or self.options.model_path)
+
+    def _export_config(self) -> dict[str, Any] | None:
+        """The `model:` section of an exported folder's YAML (`model_path`), or None."""
+        if not self.options.model_path:
+            return None
+        import yaml
+
+        config = Path(self.options.model_path) / "salmonn_eval_config.yaml"
+        if not config.is_file():
+            raise FileNotFoundError(f"{self.where()}: `model_path` = {self.options.model_path}: no "
+                                    "salmonn_eval_config.yaml there (is it a folder written by `bench.py export`?)")
+        return yaml.safe_load(config.read_text(encoding="utf-8"))["model"]
+
+    def lora_on(self) -> bool:
+        exported = self._export_config()
+        return bool(exported["lora"]) if exported is not None else self.options.lora
 
     def path_of(self, key: str, must_exist: bool = True) -> Path | None:
+        exported = self._export_config()
+        if exported is not None:
+            value = exported.get(key)
+            return resolve_path(value, key, self.options.model_path, self.where(), must_exist) if value else None
         if self.uses_tiny():
             from candidates.checkpoints.salmonn_original_tiny import TINY_FILES, ensure_tiny
 
@@ -307,7 +329,7 @@ class SalmonnOriginalCandidate(TransformersCandidate):
                                   weights_only=True)["model"], **state}
         merge_then_quantize = self.merge_lora and any(s.op in ("nf4", "int8") for s in self.steps)
         llm = self._load_llm(device, dtype, quantize=not merge_then_quantize)
-        if o.lora:
+        if self.lora_on():
             llm = self._wrap_lora(llm)
         model = SalmonnOriginal(encoder, beats, llm.config.hidden_size, o.num_speech_query_token,
                                 o.second_per_window, o.second_stride)
@@ -321,7 +343,9 @@ class SalmonnOriginalCandidate(TransformersCandidate):
                 model.llama_model = self._requantize(model.llama_model, device, dtype)
                 applied.append({"step": next(s.text for s in self.steps if s.op in ("nf4", "int8")),
                                 "at": "load", "after": "lora-merge"})
-        if not any(s.op in ("nf4", "int8") for s in self.steps):
+        if model.beats is None:
+            self.parts = {k: v for k, v in self.parts.items() if k != "beats"}
+        if not getattr(self.generator(model), "is_quantized", False):
             model.to(device=device, dtype=dtype)
         else:  # a bitsandbytes LLM is already placed and cannot be cast
             for name in ("speech_encoder", "beats", "ln_speech", "ln_audio", "speech_Qformer", "speech_llama_proj"):
@@ -331,12 +355,12 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         model.eval()
         self.model, self.device, self.dtype = model, device, dtype
         # prune / int8-dynamic on the llm reach the causal LM itself (inside peft's wrapper when kept apart).
-        if o.lora and not self.merge_lora:
+        if self.lora_on() and not self.merge_lora:
             self.parts = {**self.parts, "llm": "llama_model.base_model.model"}
         self._check_parts()
         self._cache_arg = "past_key_values"
-        self.load_report = {**report, "beats_cfg_unknown": beats_unknown, "lora": o.lora,
-                            "lora_kept_apart": o.lora and not self.merge_lora}
+        self.load_report = {**report, "beats_cfg_unknown": beats_unknown, "lora": self.lora_on(),
+                            "lora_kept_apart": self.lora_on() and not self.merge_lora}
         steps = [s for s in self.steps if s.op != "lora-merge"]
         self.applied = ([{"step": s.text, "at": "load"} for s in steps if s.op in ("nf4", "int8") and not merge_then_quantize]
                         + applied + recipes.apply(self.model, [s for s in steps if s.op not in ("nf4", "int8")],
@@ -418,9 +442,9 @@ class SalmonnOriginalCandidate(TransformersCandidate):
 
     # ------------------------------------------------------------ inputs
 
-    def generator(self):
-        llm = self.model.llama_model
-        return llm.base_model.model if self.options.lora and not self.merge_lora else llm
+    def generator(self, model=None):
+        llm = (model or self.model).llama_model
+        return llm.base_model.model if self.lora_on() and not self.merge_lora else llm
 
     def _embed_tokens(self, ids):
         return self.generator().get_input_embeddings()(ids)
