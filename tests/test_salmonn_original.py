@@ -257,3 +257,60 @@ def test_toml_form_runs_the_builtin_tiny(tiny):
     candidate = build(resolve("salmonn-original-tiny"))
     assert candidate.uses_tiny() and candidate.path_of("ckpt") == tiny / "ckpt.pth"
     assert dataclasses.asdict(candidate.options)["generate"]["num_beams"] == 4
+
+
+# ------------------------------------------------------------------ recipes
+
+
+def _with_recipe(tiny: Path, recipe: list[str], calibrate=None):
+    from harness.registry import build, resolve
+
+    spec = resolve(str(tiny / "salmonn_eval_config.yaml"))
+    spec.recipe = recipe
+    candidate = build(spec)
+    if candidate.needs_calibration():
+        candidate.set_calibration(calibrate)
+    candidate.preload()
+    candidate.load("cpu")
+    return candidate
+
+
+def _first_logits(candidate, audio) -> np.ndarray:
+    from harness.types import Request
+
+    request = Request("x", audio, "asr", candidate.model_prompt("asr"), 12)
+    with torch.inference_mode():
+        return candidate.generator()(**candidate.inputs([request])).logits[0, -1].numpy()
+
+
+def test_lora_merge_keeps_the_reference_logits(tiny, reference):
+    merged = _with_recipe(tiny, ["lora-merge:llm"])
+    assert merged.load_report["lora_kept_apart"] is False
+    assert merged.recipe_applied()[0]["step"] == "lora-merge:llm"
+    assert not any("lora_" in name for name, _ in merged.model.named_parameters())
+    assert _close(_first_logits(merged, reference["asr0001.audio"]), reference["asr0001.logits"]) < RTOL
+
+
+def test_int8_dynamic_needs_the_lora_merged_first(tiny, reference):
+    from candidates.recipes import RecipeError
+    from harness.registry import build, resolve
+
+    spec = resolve(str(tiny / "salmonn_eval_config.yaml"))
+    spec.recipe = ["int8-dynamic:llm"]
+    with pytest.raises(RecipeError, match="add `lora-merge:llm` before it"):
+        build(spec)
+    quantized = _with_recipe(tiny, ["lora-merge:llm", "int8-dynamic:llm"])
+    assert [a["step"] for a in quantized.recipe_applied()] == ["lora-merge:llm", "int8-dynamic:llm"]
+    assert quantized.weight_bytes_by_part()["llm"] < _with_recipe(tiny, ["lora-merge:llm"]).weight_bytes_by_part()["llm"]
+    assert np.isfinite(_first_logits(quantized, reference["asr0001.audio"])).all()
+
+
+def test_prune_auto_drops_an_llm_layer_with_the_lora_kept(tiny, reference):
+    from harness.types import Request
+
+    calibration = [Request("c", reference["asr0001.audio"], "asr", "Recognize the speech.", 12)]
+    pruned = _with_recipe(tiny, ["prune:llm:drop=auto:1"], calibrate=calibration)
+    (step,) = pruned.recipe_applied()
+    assert step["layers_before"] == 4 and step["layers_after"] == 3
+    assert len(pruned.generator().model.layers) == 3
+    assert np.isfinite(_first_logits(pruned, reference["asr0001.audio"])).all()

@@ -2,7 +2,7 @@
 files are laid out for the organisers' evaluator:
 
     whisper/                  a transformers Whisper checkpoint (80 mel bins, 2+2 layers, d_model 64)
-    llama/                    a transformers Llama (2 layers, hidden 64, tied head) + tokenizer with
+    llama/                    a transformers Llama (4 layers, hidden 64, tied head) + tokenizer with
                               Llama 3's special tokens (<|begin_of_text|>, <|end_of_text|>, <|eot_id|>)
     beats.pt                  {"cfg", "model"} of a 2-layer BEATs with the released options
                               (relative positions, gated bias, DeepNorm, fine-tuned predictor)
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.paths import build_once, cache_dir
 
-TINY_VERSION = "v1"
+TINY_VERSION = "v2"
 SEED = 1919
 VOCAB_SIZE = 1024
 SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"]
@@ -137,7 +137,7 @@ def build(out: Path) -> None:
 
     tok = _tokenizer(out / "llama")
     eos = [tok.convert_tokens_to_ids(SPECIAL[1]), tok.convert_tokens_to_ids(SPECIAL[2])]
-    llama_config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    llama_config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                                rope_theta=10000.0, tie_word_embeddings=True, initializer_range=0.3, bos_token_id=tok.bos_token_id,
                                eos_token_id=eos)

@@ -158,6 +158,10 @@ class SalmonnOriginalCandidate(TransformersCandidate):
             raise recipes.RecipeError(f"{self.label()}: {', '.join(bad)}: bitsandbytes steps apply to the llm only "
                                       "in this family (use int8-dynamic:PART for the others)")
         self.merge_lora = any(s.op == "lora-merge" for s in self.steps)
+        swapped = [s.text for s in self.steps if s.op in ("int8-dynamic", "torchao-int8") and s.part in ("llm", "all")]
+        if swapped and not self.merge_lora and self.options.lora:
+            raise recipes.RecipeError(f"{self.label()}: {', '.join(swapped)} replaces the LLM's linears, the LoRA's "
+                                      "included, which peft then cannot run; add `lora-merge:llm` before it")
         if self.merge_lora and not self.lora_on():
             raise recipes.RecipeError(f"{self.label()}: lora-merge:llm needs `lora = true`")
         self.load_report: dict[str, Any] = {}
@@ -335,6 +339,8 @@ class SalmonnOriginalCandidate(TransformersCandidate):
                                 o.second_per_window, o.second_stride)
         model.llama_model = llm
         report = self._load_state(model, state)
+        if not getattr(self.generator(model), "is_quantized", False):
+            model.to(device=device, dtype=dtype)  # before a merge: the LoRA is added in the compute dtype
         applied: list[dict[str, Any]] = []
         if self.merge_lora:
             model.llama_model = model.llama_model.merge_and_unload()
