@@ -109,3 +109,17 @@ def test_bad_yaml_gets_a_message_not_a_traceback(tmp_path, tiny):
     out = bench("run", "-c", str(bad), "--suite", "asr", "--limit", "1", "--results", str(tmp_path))
     assert out.returncode != 0
     assert "model.ckpt" in out.stderr and "missing/stage2.pth" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_organisers_audio_loading_gives_the_reference_text_end_to_end(tmp_path, tiny):
+    """`--audio-loading organisers --prompts model`: the run's answer is the organisers' code's answer."""
+    import numpy as np
+
+    reference = np.load(Path(__file__).parent / "data" / "salmonn_original" / "reference.npz")
+    out = bench("run", "-c", str(tiny / "salmonn_eval_config.yaml"), "--suite", "asr", "--limit", "1",
+                "--prompts", "model", "--audio-loading", "organisers", "--results", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(run_record_path(out.stdout).read_text())["settings"]["audio_loading"] == "organisers"
+    (line,) = _predictions(out.stdout).values()
+    assert line["sample_id"] == "asr0001"
+    assert line["prediction"] == str(reference["asr0001.beam_text"])
