@@ -314,3 +314,13 @@ def test_prune_auto_drops_an_llm_layer_with_the_lora_kept(tiny, reference):
     assert step["layers_before"] == 4 and step["layers_after"] == 3
     assert len(pruned.generator().model.layers) == 3
     assert np.isfinite(_first_logits(pruned, reference["asr0001.audio"])).all()
+
+
+def test_toml_tiny_loads_beats_and_gives_the_yaml_logits(reference):
+    from harness.registry import build, resolve
+
+    candidate = build(resolve("salmonn-original-tiny"))
+    candidate.preload()
+    candidate.load("cpu")
+    assert candidate.model.beats is not None and candidate.load_report["ckpt_unexpected"] == []
+    assert _close(_first_logits(candidate, reference["asr0001.audio"]), reference["asr0001.logits"]) < RTOL

@@ -325,8 +325,9 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         encoder = whisper.encoder
         del whisper
         beats, beats_unknown = (None, [])
-        if o.beats_path:
-            beats, beats_unknown = load_beats(self.path_of("beats_path"))
+        beats_path = self.path_of("beats_path")
+        if beats_path is not None:
+            beats, beats_unknown = load_beats(beats_path)
         state = self._read_ckpt()
         if o.speech_llama_proj_model:
             state = {**torch.load(self.path_of("speech_llama_proj_model"), map_location="cpu",
@@ -339,9 +340,11 @@ class SalmonnOriginalCandidate(TransformersCandidate):
                                 o.second_per_window, o.second_stride)
         model.llama_model = llm
         report = self._load_state(model, state)
-        if not getattr(self.generator(model), "is_quantized", False):
+        quantized = getattr(self.generator(model), "is_quantized", False)
+        if not quantized:
             model.to(device=device, dtype=dtype)  # before a merge: the LoRA is added in the compute dtype
-        applied: list[dict[str, Any]] = []
+        applied = [{"step": s.text, "at": "load"} for s in self.steps if s.op in ("nf4", "int8")
+                   and not merge_then_quantize]
         if self.merge_lora:
             model.llama_model = model.llama_model.merge_and_unload()
             applied.append({"step": "lora-merge:llm", "note": "LoRA merged into the LLM weights before quantization"})
@@ -351,9 +354,7 @@ class SalmonnOriginalCandidate(TransformersCandidate):
                                 "at": "load", "after": "lora-merge"})
         if model.beats is None:
             self.parts = {k: v for k, v in self.parts.items() if k != "beats"}
-        if not getattr(self.generator(model), "is_quantized", False):
-            model.to(device=device, dtype=dtype)
-        else:  # a bitsandbytes LLM is already placed and cannot be cast
+        if quantized or merge_then_quantize:  # a bitsandbytes LLM is already placed and cannot be cast
             for name in ("speech_encoder", "beats", "ln_speech", "ln_audio", "speech_Qformer", "speech_llama_proj"):
                 if getattr(model, name, None) is not None:
                     getattr(model, name).to(device=device, dtype=dtype)
@@ -367,12 +368,8 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         self._cache_arg = "past_key_values"
         self.load_report = {**report, "beats_cfg_unknown": beats_unknown, "lora": self.lora_on(),
                             "lora_kept_apart": self.lora_on() and not self.merge_lora}
-        steps = [s for s in self.steps if s.op != "lora-merge"]
-        self.applied = ([{"step": s.text, "at": "load"} for s in steps if s.op in ("nf4", "int8") and not merge_then_quantize]
-                        + applied + recipes.apply(self.model, [s for s in steps if s.op not in ("nf4", "int8")],
-                                                  self.parts, self.hidden_states))
-        self.applied = [a for a in self.applied if a.get("step") not in recipes.DTYPES] + \
-            [{"step": s.text, "at": "load"} for s in steps if s.op in recipes.DTYPES]
+        post = [s for s in self.steps if s.op not in ("lora-merge", "nf4", "int8")]  # dtypes: recorded as at load
+        self.applied = applied + recipes.apply(self.model, post, self.parts, self.hidden_states)
 
     def _requantize(self, llm, device: str, dtype):
         """bitsandbytes quantizes while loading: the merged LLM is saved to a temporary folder and
@@ -505,7 +502,9 @@ class SalmonnOriginalCandidate(TransformersCandidate):
         if eos is None:
             eos = self.generator().config.eos_token_id
         first = eos[0] if isinstance(eos, (list, tuple)) else eos
-        return {"pad_token_id": first, **{k: g[k] for k in GENERATE_DEFAULTS if k != "max_new_tokens"}}
+        sampling_only = () if g["do_sample"] else ("temperature", "top_p")  # no effect then; transformers warns
+        return {"pad_token_id": first,
+                **{k: g[k] for k in GENERATE_DEFAULTS if k != "max_new_tokens" and k not in sampling_only}}
 
     def token_budget(self, request: Request) -> int:
         return int(self.options.generate.get("max_new_tokens", request.max_new_tokens))
