@@ -324,3 +324,19 @@ def test_toml_tiny_loads_beats_and_gives_the_yaml_logits(reference):
     candidate.load("cpu")
     assert candidate.model.beats is not None and candidate.load_report["ckpt_unexpected"] == []
     assert _close(_first_logits(candidate, reference["asr0001.audio"]), reference["asr0001.logits"]) < RTOL
+
+
+def test_a_sweep_takes_the_yaml_relative_to_the_sweep_file(tmp_path, tiny):
+    import shutil
+
+    from harness.sweep.spec import load_sweep
+
+    folder = tmp_path / "team"
+    shutil.copytree(tiny, folder)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('name = "salmonn-recipes"\ncandidates = ["team/salmonn_eval_config.yaml"]\n'
+                     'recipes = ["", "nf4:llm", "lora-merge:llm+int8-dynamic:llm"]\n')
+    cells = load_sweep(sweep).cells
+    assert [c.spec.recipe for c in cells] == [[], ["nf4:llm"], ["lora-merge:llm", "int8-dynamic:llm"]]
+    assert {c.spec.family for c in cells} == {"salmonn-original"}
+    assert all(c.spec.options["ckpt"] == str(folder.resolve() / "ckpt.pth") for c in cells)
