@@ -83,6 +83,10 @@ def cli() -> None:
 @click.option("--long-audio", type=ChoiceOf("harness.suites", "LONG_AUDIO_MODES"),
               help="Audio longer than the model's window: chunk (overlapping windows, transcripts merged), truncate "
                    "(first window only) or fail the sample. Default: chunk for asr, truncate for aac.")
+@click.option("--audio-loading", type=ChoiceOf("harness.data.audio", "AUDIO_LOADINGS"), default="harness",
+              show_default=True,
+              help="harness: mix to mono, resample with scipy; organisers: as the NOTA 2025 evaluator (first channel, "
+                   "padded to 1 s, soxr_hq, float64), for numbers equal to theirs.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,

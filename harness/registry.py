@@ -39,7 +39,11 @@ BUILTIN_FAMILIES = {
     "granite-speech": "candidates.families.granite_speech:GraniteSpeechCandidate",
     "null": "candidates.families.null:NullCandidate",
     "openai": "candidates.families.openai_family:OpenAICandidate",
+    "salmonn-original": "candidates.families.salmonn_original:SalmonnOriginalCandidate",
 }
+# Config files that are not candidate TOMLs, by suffix: the organisers' SALMONN eval YAML.
+CONFIG_READERS = {".yaml": "candidates.families.salmonn_yaml:spec_from_yaml",
+                  ".yml": "candidates.families.salmonn_yaml:spec_from_yaml"}
 
 
 class RegistryError(Exception):
@@ -175,6 +179,11 @@ def resolve(name_or_path: str) -> CandidateSpec:
     """A registered name, or a path to a candidate TOML file."""
     if name_or_path.endswith(".toml") or Path(name_or_path).suffix == ".toml":
         return spec_from_toml(Path(name_or_path))
+    if Path(name_or_path).suffix in CONFIG_READERS:
+        try:
+            return _load_object(CONFIG_READERS[Path(name_or_path).suffix])(Path(name_or_path))
+        except (ValueError, OSError) as err:
+            raise RegistryError(str(err)) from None
     # Only the chosen candidate's family is imported to check its options: checking all of them
     # imported every family (Granite's processor alone is ~10 s) on each run and in each child.
     specs = all_specs(check_options=False)

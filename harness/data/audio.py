@@ -13,6 +13,21 @@ import numpy as np
 from harness.data.errors import AudioError
 from harness.types import SAMPLE_RATE
 
+# How a run reads its clips (`bench.py run --audio-loading`): ours, or the NOTA 2025 organisers'
+# (harness/data/organisers_audio.py: first channel, >= 1 s, soxr_hq, float64), for exact parity with them.
+AUDIO_LOADINGS = ("harness", "organisers")
+
+
+def audio_loader(mode: str = "harness"):
+    """The function that reads a clip in this loading mode (path -> (samples at 16 kHz, rate))."""
+    if mode == "organisers":
+        from harness.data.organisers_audio import load_audio_organisers
+
+        return load_audio_organisers
+    if mode != "harness":
+        raise ValueError(f"unknown --audio-loading {mode!r}; choose one of {', '.join(AUDIO_LOADINGS)}")
+    return load_audio
+
 
 def load_audio(path: str) -> tuple[np.ndarray, int]:
     """Any libsndfile format -> (float32 mono at 16 kHz, original sample rate).

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.candidate import Candidate, overrides
 from harness.data import long_audio, prompts, questions
-from harness.data.audio import load_audio
+from harness.data.audio import audio_loader
 from harness.data.errors import AudioError
 from harness.measure import quality_pass
 from harness.measure.memory import RssTracker, release_free_heap
@@ -140,11 +140,16 @@ def phase(method):
     return run
 
 
+# How this child reads its clips (`--audio-loading`), set once from the job when the child starts.
+_LOADING = {"load": audio_loader("harness")}
+
+
 class ChildRun:
     """One job in the measured child, as named phases (PHASES) that run in their order."""
 
     def __init__(self, job: JobFile):
         self.job = job
+        _LOADING["load"] = audio_loader(job.options.get("audio_loading", "harness"))
         self.done: list[str] = []
         self.run_dir = Path(job.run_dir)
         self.predictions = self.run_dir / files.PREDICTIONS_FILE
@@ -333,7 +338,7 @@ def _calibrate(candidate: Candidate, job: JobFile, n: int = 4) -> list[str]:
     requests = []
     for sample in suite.samples:
         try:
-            audio, _ = load_audio(sample.audio_path)
+            audio, _ = _LOADING["load"](sample.audio_path)
         except AudioError:
             continue
         requests.append(_request(suite, sample, audio))
@@ -357,7 +362,7 @@ def _warm_up(candidate: Candidate, job: JobFile, timer: TokenTimer, done: dict[t
     fresh = [c for c in good if (c[0].name, c[1].sample_id) in done]
     for suite, sample in fresh + [c for c in good if c not in fresh]:
         try:
-            audio, _ = load_audio(sample.audio_path)
+            audio, _ = _LOADING["load"](sample.audio_path)
         except AudioError:
             continue
         request = _request(suite, sample, audio)
@@ -384,7 +389,7 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
     """The one builder of a measured prediction line (the batched pass starts from it too)."""
     record = Prediction(sample.sample_id, suite.name, sample.references)
     try:
-        audio, rate = load_audio(sample.audio_path)
+        audio, rate = _LOADING["load"](sample.audio_path)
     except AudioError as err:
         record.error = str(err)
         return record

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from harness.data import DATA_FORMATS, long_audio, prompts
+from harness.data.audio import AUDIO_LOADINGS
 from harness.suites import Suite
 
 PROTOCOLS = ("default", "nota2025")  # measurement protocols (docs/concepts/measurement.md)
@@ -50,6 +51,7 @@ class RunOptions:
     efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
     prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/data/prompts.py)
     long_audio: str | None = None  # chunk | truncate | fail; None: each suite's default (harness/data/long_audio.py)
+    audio_loading: str = "harness"  # harness | organisers (harness/data/audio.py AUDIO_LOADINGS)
     sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep/spec.py); None outside sweeps
     judge: Path | None = None  # judge file (TOML) of the qa suite's LLM judge (harness/score/judge.py)
 
@@ -85,6 +87,11 @@ def option_problems(values: dict) -> list[str]:
                 check(values[name])
             except ValueError as err:
                 problems.append(str(err))
+    loading = values.get("audio_loading")
+    if loading is not None and loading not in AUDIO_LOADINGS:
+        problems.append(f"unknown --audio-loading {loading!r}; choose one of {', '.join(AUDIO_LOADINGS)}")
+    elif loading == "organisers" and (values.get("batch_size") or 1) > 1:
+        problems.append("--audio-loading organisers applies to batch-1 runs (run it with --batch-size 1)")
     data_format = values.get("data_format")
     if data_format is not None and data_format not in DATA_FORMATS:
         problems.append(f"unknown data format {data_format!r}; known: {', '.join(DATA_FORMATS)}")

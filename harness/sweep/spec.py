@@ -196,8 +196,8 @@ def _list(doc: dict, key: str, default: list, problems: list[str]) -> list:
 
 
 def _resolve_candidate(name: str, base_dir: Path) -> CandidateSpec:
-    if name.endswith(".toml") and not Path(name).is_absolute():
-        name = str(base_dir / name)  # candidate files are relative to the sweep file
+    if name.endswith((".toml", ".yaml", ".yml")) and not Path(name).is_absolute():
+        name = str(base_dir / name)  # candidate files (and SALMONN eval YAMLs) are relative to the sweep file
     return resolve(name)
 
 
