@@ -211,6 +211,11 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         self.after_load()
         self.applied = loaded.applied + recipes.apply(self.model, loaded.steps, self.parts, self.hidden_states)
 
+    def needs_calibration(self) -> bool:
+        """Only when the steps run here: a `pre_quantize` candidate loads its export, calibrated
+        once when `prepare()` made it."""
+        return not self.options.pre_quantize and super().needs_calibration()
+
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
         """Writes the loaded model, its recipe applied, so that it loads pre-quantized (candidates/recipes/export.py)."""
         from candidates.recipes.export import export_model
