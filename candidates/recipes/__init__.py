@@ -241,6 +241,9 @@ def apply(
             done.append({"step": step.text, **prune(part, step, calibrate)})
         elif step.op == "compile":
             done.append({"step": step.text, **compile_part(part)})
+        elif step.op in CALIBRATED_OPS and step.part == "all":  # each part on its own, in order
+            done.append({"step": step.text, "parts": {name: apply_calibrated(module_at(model, path), step, calibrate)
+                                                      for name, path in parts.items()}})
         elif step.op in CALIBRATED_OPS:
             done.append({"step": step.text, **apply_calibrated(part, step, calibrate)})
     return done
