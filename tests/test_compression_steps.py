@@ -250,3 +250,16 @@ def test_calibration_sample_is_seeded_ordered_and_skips_unreadable():
     assert all(a == s.upper() for s, a in picked) and "s3" not in [s for s, _ in picked]
     assert [s for s, _ in picked] != samples[:4] or [s for s, _ in pick_calibration(samples, read, seed=1)] != samples[:4]
     assert [s for s, _ in pick_calibration(samples[:2], read)] == ["s0", "s1"]
+
+
+def test_all_applies_the_step_to_each_part_on_its_own():
+    model = torch.nn.Module()
+    model.first, model.second = Holder(), Holder()
+    parts = {"a": "first", "b": "second"}
+
+    def calibrate(part):
+        return [part.layers[0](X)]
+
+    (done,) = recipes.apply(model, recipes.parse(["wanda:all:sparsity=0.5"], parts), parts, calibrate)
+    assert sorted(done["parts"]) == ["a", "b"] and all(p["measured_sparsity"] == 0.5 for p in done["parts"].values())
+    assert _zeroed(model.second.layers[0].proj.weight) == [[1, 2, 4, 6], [1, 2, 3, 6], [1, 2, 4, 7], [1, 2, 5, 6]]
