@@ -332,18 +332,14 @@ def _request(suite: JobSuite, sample: JobSample, audio) -> Request:
     return Request(sample.sample_id, audio, suite.name, prompt, suite.max_new_tokens)
 
 
-def _calibrate(candidate: Candidate, job: JobFile, n: int = 4) -> list[str]:
-    """Hands the first few readable samples of the first suite to recipes that need activations."""
+def _calibrate(candidate: Candidate, job: JobFile) -> list[str]:
+    """Hands a seeded sample of the first suite's readable clips to recipes that need
+    activations (harness/data/calibration.py); the ids go into the record."""
+    from harness.data.calibration import pick_calibration
+
     suite = job.suites[0]
-    requests = []
-    for sample in suite.samples:
-        try:
-            audio, _ = _LOADING["load"](sample.audio_path)
-        except AudioError:
-            continue
-        requests.append(_request(suite, sample, audio))
-        if len(requests) == n:
-            break
+    picked = pick_calibration(suite.samples, lambda sample: _LOADING["load"](sample.audio_path)[0])
+    requests = [_request(suite, sample, audio) for sample, audio in picked]
     candidate.set_calibration(requests)
     return [r.sample_id for r in requests]
 
