@@ -84,12 +84,18 @@ def cli() -> None:
               help="Audio longer than the model's window: native (the model's own long-form algorithm, where it "
                    "has one), chunk (overlapping windows, transcripts merged), truncate (first window only) or fail "
                    "the sample. Default: native for asr where the candidate has it, else chunk; truncate for aac.")
+@click.option("--audio-loading", type=ChoiceOf("harness.data.audio", "AUDIO_LOADINGS"), default="harness",
+              show_default=True,
+              help="harness: mix to mono, resample with scipy; organisers: as the NOTA 2025 evaluator (first channel, "
+                   "padded to 1 s, soxr_hq, float64), for numbers equal to theirs.")
 @click.option("--resume", "resume_id", metavar="RUN_ID|latest",
               help="Continue an interrupted run in --results; samples already predicted are kept.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="N > 1: an untimed quality pass in batches of N, then --efficiency-samples timed at batch 1.")
 @click.option("--efficiency-samples", type=click.IntRange(min=1), default=50, show_default=True,
               help="With --batch-size > 1: samples per suite timed at batch 1, spread over clip lengths.")
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file (TOML) of the LLM judge that scores the qa suite (docs/guides/tasks.md).")
 def run(candidate, suites, resume_id, results, **options) -> None:
     """Run one candidate on the suites and write `results/<run_id>/run.json`."""
     # Every other option is named as RunOptions' field: a new run option is a field (checked in
@@ -152,6 +158,13 @@ def _summary(record: RunRecord) -> str:
             quality = f"WER {_fmt(m.get('wer'))}  CER {_fmt(m.get('cer'))}"
         elif name == "aac":
             quality = f"CIDEr-D {_fmt(m.get('cider_d'), '.4f')}  SPIDEr {_fmt(m.get('spider'), '.4f')}"
+        elif name == "mcq":
+            quality = (f"accuracy {_fmt(m.get('accuracy'))} (chance {_fmt(m.get('chance'))}), "
+                       f"{m.get('n_unparsed', 0)} unparsed")
+        elif name == "qa":
+            judge = (suite.get("judge") or {}).get("model")
+            quality = (f"judge_score {_fmt(m.get('judge_score'), '.2f')} of 10, {m.get('n_unjudged', 0)} unjudged"
+                       + (f" (judge {judge})" if judge else ""))
         else:
             quality = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if isinstance(v, float))
         coverage = suite.get("coverage")
@@ -171,6 +184,8 @@ def _summary(record: RunRecord) -> str:
         f"TPOT p50 {_fmt(part('tpot_ms'), '.2f')} ms{over})  peak memory {_fmt(eff.get('peak_memory_mb'), '.1f')} MB"
         f"  weights {_fmt(eff.get('weights_mb'), '.1f')} MB"
     )
+    if eff.get("tpot_unavailable_reason"):
+        lines.append(f"  note: {eff['tpot_unavailable_reason']}")
     qp = eff.get("quality_pass")
     if qp:
         how = f"batches of {qp['batch_size']}" if qp["batched"] else "one at a time (no generate_batch)"
@@ -187,11 +202,16 @@ def _summary(record: RunRecord) -> str:
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--aac-cache", type=click.Path(path_type=Path),
               help="aac-metrics cache folder holding the SPICE jars (default: the one the run used).")
-def rescore(run_id, all_runs, results, aac_cache) -> None:
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file for qa answers that have no judgement yet (and for --rejudge).")
+@click.option("--rejudge", is_flag=True,
+              help="Send every qa answer to the judge again (default: stored judgements are reused, no request).")
+def rescore(run_id, all_runs, results, aac_cache, judge, rejudge) -> None:
     """Re-score runs from their predictions.jsonl and job.json with the current metric code.
 
     Every suite block of run.json is rebuilt (the previous metrics go to `history`); timings and
-    memory are never re-measured or changed. Prints what changed per suite and metric.
+    memory are never re-measured or changed. Prints what changed per suite and metric. qa
+    judgements stored with the predictions are reused (no request) unless --rejudge.
     """
     from harness.commands.rescore import RescoreError, find_run, rescore_run, run_folders
 
@@ -204,15 +224,16 @@ def rescore(run_id, all_runs, results, aac_cache) -> None:
     errors = 0
     for folder in folders:
         try:
-            result = rescore_run(folder, aac_cache)
+            result = rescore_run(folder, aac_cache, judge, rejudge)
         except RescoreError as err:
             errors += 1
             click.echo(f"error: {err}", err=True)
             continue
+        judged = f" ({result.judge_requests} answer(s) sent to the judge)" if result.judge_requests else ""
         if not result.changed:
-            click.echo(f"{result.run_id}: unchanged")
+            click.echo(f"{result.run_id}: unchanged{judged}")
             continue
-        click.echo(f"{result.run_id}: re-scored")
+        click.echo(f"{result.run_id}: re-scored{judged}")
         for line in result.changes:
             click.echo(f"  {line}")
     if errors:
@@ -326,24 +347,30 @@ def export(candidate, out_dir, name, data) -> None:
 # The three original candidates, then a real-weight pair (docs/results/2026-11-recipe-study.md): Whisper tiny.en
 # fp32 and its best recipe, exported pre-quantized, so the first leaderboard shows a real trade-off.
 DEMO_CANDIDATES = ("baseline", "qlora4bit", "whisper-tiny", "whisper-tiny-hf", "whisper-tiny-hf-int8-ctx")
+# The deltas read against a real-weight model: against the random-weight `baseline` (WER 1.0) they said nothing.
+DEMO_REFERENCE = "whisper-tiny-hf"
 
 
 @cli.command()
 @click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--judge", type=click.Path(path_type=Path),
+              help="Judge file for the qa suite's LLM judge; without one, qa is shown as n/a (not judged).")
 @click.pass_context
-def demo(ctx, results, threads) -> None:
+def demo(ctx, results, threads, judge) -> None:
     """Run the built-in candidates on the embedded demo data, then print the leaderboard."""
     failed = []
+    if judge is None:
+        click.echo("note: qa is not judged (no --judge judge.toml): its judge_score is n/a; see docs/guides/tasks.md")
     for name in DEMO_CANDIDATES:
         click.echo(f"== {name}")
         try:
-            ctx.invoke(run, candidate=name, results=results, threads=threads)
+            ctx.invoke(run, candidate=name, results=results, threads=threads, judge=judge)
         except SystemExit as exit_:
             if exit_.code:
                 failed.append(name)
     click.echo("")
-    ctx.invoke(leaderboard, results=results)
+    ctx.invoke(leaderboard, results=results, baseline=DEMO_REFERENCE, ci=True)
     if failed:
         _fail(f"runs that did not finish cleanly: {', '.join(failed)} (see their worker.log)")
 
@@ -390,6 +417,21 @@ def leaderboard(results, fmt, weights=None, baseline=None, ci=False, mix=False, 
     Runs are ranked together only when they share the measurement protocol, the device kind
     (and CPU thread count) and the datasets; otherwise each comparable group gets its own table.
     """
+    import gc
+
+    # Records are JSON (no reference cycles) and this command only reads them and prints: the
+    # cycle collector would walk every record read so far again and again, a fifth of the time
+    # over 10,000 runs. Paused, not off, so callers in the same process (tests) keep it.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _leaderboard(results, fmt, weights, baseline, ci, mix, min_coverage)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _leaderboard(results, fmt, weights, baseline, ci, mix, min_coverage) -> None:
     import leaderboard as lb
 
     sections = _leaderboard_sections(results, weights, baseline, mix, min_coverage)
@@ -589,7 +631,10 @@ def _load_table(record: RunRecord) -> str:
             "ITL ms p50/p99 (chunks)"]
     title = f"{record.candidate} ({record.load['served_by']})  run {record.run_id}  status {record.status}"
     reasons = [f"  {n} x {reason}" for level in record.load["levels"] for reason, n in level["error_reasons"].items()]
-    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else [])])
+    buffered = [f"  concurrency {lv['concurrency']}: {lv['tpot_unavailable_reason']}" for lv in record.load["levels"]
+                if lv.get("tpot_unavailable_reason")]
+    return "\n".join([title, tabulate(rows, headers=head), *(["errors:", *reasons] if reasons else []),
+                      *(["TPOT n/a (buffered stream):", *buffered] if buffered else [])])
 
 
 @cli.command()
@@ -612,9 +657,10 @@ def candidates(fmt) -> None:
         click.echo(json.dumps(listing, indent=2))
         return
     width = max((len(e["name"]) for e in listing), default=10) + 2
+    tasks = {e["name"]: ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}" for e in listing}
+    tasks_width = max((len(t) for t in tasks.values() if not t.startswith("unavailable")), default=10)
     for e in listing:
-        tasks = ",".join(e["tasks"]) if e["available"] else f"unavailable: {e['problem']}"
-        click.echo(f"{e['name']:<{width}} {tasks:<10} {e['description']}  [{e['source']}]")
+        click.echo(f"{e['name']:<{width}} {tasks[e['name']]:<{tasks_width}} {e['description']}  [{e['source']}]")
 
 
 @cli.command()

@@ -92,7 +92,9 @@ class Candidate(ABC):
     def generate(self, request: Request, on_token: TokenCallback) -> Generation:
         """Answers one request. Calls `on_token()` once per generated token as soon as it exists
         (or `on_token(count)` when an engine delivers `count` tokens at once); the harness owns
-        the clock. Returns the text and, when known, `n_tokens` (else the callbacks are counted).
+        the clock. `on_token(count, text)` also gives the tokens' text, which `bench.py serve`
+        streams; compute it only when `harness.streaming.wants_text(on_token)` (or use
+        `harness.streaming.reporter`), since the timers do not read it. Returns the text and, when known, `n_tokens` (else the callbacks are counted).
         Raising fails this sample only; the run goes on."""
 
     # ------------------------------------------------------------------ optional hooks
@@ -178,6 +180,13 @@ class Candidate(ABC):
         the measured process is then a client that imports no framework (no torch) and holds no
         device. None (default): the model runs in the measured process. Called before `load`."""
         return None
+
+    def imports_torch(self) -> bool:
+        """Whether the candidate computes with torch in the measured process (default: unless it is
+        served). False lets the child skip importing torch and transformers and priming torch's
+        kernels before the memory baseline (seconds per run), and places it on the CPU under
+        `--device auto`: a candidate that never imports them has nothing to gain from them."""
+        return self.served_by() is None
 
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
         """Writes the loaded model (its recipe applied) to `out_dir` so that it loads already

@@ -39,7 +39,11 @@ BUILTIN_FAMILIES = {
     "granite-speech": "candidates.families.granite_speech:GraniteSpeechCandidate",
     "null": "candidates.families.null:NullCandidate",
     "openai": "candidates.families.openai_family:OpenAICandidate",
+    "salmonn-original": "candidates.families.salmonn_original:SalmonnOriginalCandidate",
 }
+# Config files that are not candidate TOMLs, by suffix: the organisers' SALMONN eval YAML.
+CONFIG_READERS = {".yaml": "candidates.families.salmonn_yaml:spec_from_yaml",
+                  ".yml": "candidates.families.salmonn_yaml:spec_from_yaml"}
 
 
 class RegistryError(Exception):
@@ -58,7 +62,9 @@ def _load_object(target: str) -> Any:
 
 
 
-def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
+def spec_from_toml(path: Path, source: str | None = None, check_options: bool = True) -> CandidateSpec:
+    """Reads a candidate file; `check_options=False` skips the family's option check, which imports
+    the family module (seconds for transformers families), for callers that only need its name."""
     path = Path(path)
     doc = read_toml(path, RegistryError, "candidate file")
     problems = []  # every problem of the file at once: a typo must not hide the next one
@@ -89,7 +95,8 @@ def spec_from_toml(path: Path, source: str | None = None) -> CandidateSpec:
         source=source or f"file:{path}",
         provenance=dict(doc.get("provenance", {})),
     )
-    problems += _option_problems(spec)
+    if check_options:
+        problems += _option_problems(spec)
     if problems:
         raise RegistryError(f"{path}: " + "; ".join(problems))
     return spec
@@ -119,10 +126,10 @@ def family_names() -> list[str]:
     return sorted(set(BUILTIN_FAMILIES) | {ep.name for ep in _entry_points(FAMILY_GROUP)})
 
 
-def builtin_specs() -> dict[str, CandidateSpec]:
+def builtin_specs(check_options: bool = True) -> dict[str, CandidateSpec]:
     specs = {}
     for path in sorted(BUILTIN_CONFIG_DIR.glob("*.toml")):
-        spec = spec_from_toml(path, source=f"builtin:{path.name}")
+        spec = spec_from_toml(path, source=f"builtin:{path.name}", check_options=check_options)
         specs[spec.name] = spec
     return specs
 
@@ -147,7 +154,7 @@ def _entry_point_spec(ep: metadata.EntryPoint) -> CandidateSpec:
 
 def shadowed_plugins() -> list[str]:
     """Plugins (candidates or families) that use a built-in name: they are not used, and say so."""
-    builtin_candidates = {p.stem for p in BUILTIN_CONFIG_DIR.glob("*.toml")} | set(builtin_specs())
+    builtin_candidates = {p.stem for p in BUILTIN_CONFIG_DIR.glob("*.toml")} | set(builtin_specs(check_options=False))
     lines = []
     for group, names, what in ((CANDIDATE_GROUP, builtin_candidates, "candidate"), (FAMILY_GROUP, BUILTIN_FAMILIES, "family")):
         for ep in _entry_points(group):
@@ -158,9 +165,9 @@ def shadowed_plugins() -> list[str]:
     return lines
 
 
-def all_specs() -> dict[str, CandidateSpec]:
+def all_specs(check_options: bool = True) -> dict[str, CandidateSpec]:
     """Built-ins first; an installed plugin never replaces a built-in name (`shadowed_plugins` says so)."""
-    specs = builtin_specs()
+    specs = builtin_specs(check_options)
     for ep in _entry_points(CANDIDATE_GROUP):
         if ep.name in specs:
             continue
@@ -172,13 +179,25 @@ def resolve(name_or_path: str) -> CandidateSpec:
     """A registered name, or a path to a candidate TOML file."""
     if name_or_path.endswith(".toml") or Path(name_or_path).suffix == ".toml":
         return spec_from_toml(Path(name_or_path))
-    specs = all_specs()
+    if Path(name_or_path).suffix in CONFIG_READERS:
+        try:
+            return _load_object(CONFIG_READERS[Path(name_or_path).suffix])(Path(name_or_path))
+        except (ValueError, OSError) as err:
+            raise RegistryError(str(err)) from None
+    # Only the chosen candidate's family is imported to check its options: checking all of them
+    # imported every family (Granite's processor alone is ~10 s) on each run and in each child.
+    specs = all_specs(check_options=False)
     if name_or_path not in specs:
         raise RegistryError(
             f"unknown candidate {name_or_path!r}; known: {', '.join(sorted(specs))} "
             "(or pass a path to a candidate .toml file)"
         )
-    return specs[name_or_path]
+    spec = specs[name_or_path]
+    if spec.source and spec.source.startswith("builtin:"):
+        problems = _option_problems(spec)
+        if problems:
+            raise RegistryError(f"{BUILTIN_CONFIG_DIR / spec.source.removeprefix('builtin:')}: " + "; ".join(problems))
+    return spec
 
 
 def family_factory(name: str) -> Callable[[CandidateSpec], Any]:

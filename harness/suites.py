@@ -1,6 +1,7 @@
 """Evaluation suites: which task, which prompt, how to score it.
 
-The built-in suites are `asr` and `aac`. Third-party packages add suites through the entry-point
+The built-in suites are `asr` and `aac` (the competition's two named tasks) and the extra
+suites `mcq` and `qa`, whose samples carry their own question (docs/guides/tasks.md). Third-party packages add suites through the entry-point
 group `lalm_bench.suites`; the object an entry point names is a `Suite`, or a callable (a class
 or factory) returning one:
 
@@ -54,6 +55,9 @@ class Suite:
     # broken file, not a test item); a suite of very short sounds sets this to 0.
     min_audio_s: float = 0.1
     long_audio: str = "truncate"  # audio longer than the model's window: chunk | truncate | fail
+    # The primary metric's [worst, best] bounds; the leaderboard needs them to combine several
+    # extra suites into its one `extra` criterion (docs/guides/tasks.md). None: unbounded.
+    primary_range: tuple[float, float] | None = None
 
     def __post_init__(self):
         if not self.annotation_tasks:
@@ -87,6 +91,32 @@ BUILTIN_SUITES: tuple[Suite, ...] = (
         annotation_tasks=("aac", "audiocaption_v2", "audiocaption"),
         demo_file=DEMO_DATA / "aac.json",
         extra=False,
+    ),
+    # Per-sample questions (docs/guides/tasks.md): the prompt is a template filled with each
+    # sample's question and its choices, "(A) ...", one per line, in the file's order.
+    Suite(
+        name="mcq",
+        description="Multiple-choice audio questions (MMAU, AIR-Bench foundation), scored by accuracy",
+        prompt="{question}\n{choices}\nAnswer with the letter of the correct option.",
+        max_new_tokens=12,  # "(C) three", or a short sentence naming it
+        primary_metric="accuracy",
+        higher_is_better=True,
+        annotation_tasks=("mcq",),
+        demo_file=DEMO_DATA / "mcq.json",
+        min_audio_s=0.05,
+        primary_range=(0.0, 1.0),
+    ),
+    Suite(
+        name="qa",
+        description="Open audio questions (AIR-Bench chat), scored 1-10 by an LLM judge (run --judge)",
+        prompt="{question}",
+        max_new_tokens=32,
+        primary_metric="judge_score",
+        higher_is_better=True,
+        annotation_tasks=("qa",),
+        demo_file=DEMO_DATA / "qa.json",
+        min_audio_s=0.05,
+        primary_range=(1.0, 10.0),
     ),
 )
 

@@ -44,3 +44,9 @@ class Sample:
     audio_path: str
     references: list[str]
     source: str = ""  # "file:line" style location for error messages
+    # A per-sample question (suites `mcq`, `qa`; harness/data/questions.py): the suite's prompt is a
+    # template that receives `question` and, for multiple choice, the `choices` (`answer` is one of them).
+    question: str | None = None
+    choices: list[str] | None = None
+    answer: str | None = None
+    category: str | None = None  # mcq: accuracy is also reported per category

@@ -14,6 +14,7 @@ from leaderboard.memory_notes import memory_phase_notes
 from leaderboard.profiles import DEFAULT_PROFILE, EXACT_PROFILE, WeightProfile, load_profile
 from leaderboard.ranking import LeaderboardRow, criteria_notes, rank
 from leaderboard.results import latest_per_candidate, run_coverage
+from leaderboard.stream_notes import buffered_stream_notes
 from records.run_record import RunRecord, as_run_record
 
 DEFAULT_BASELINE = "baseline"
@@ -26,9 +27,18 @@ class Section:
     rows: list[LeaderboardRow]
     header: list[str] = field(default_factory=list)  # what the group shares, how it differs
     warnings: list[str] = field(default_factory=list)  # printed above the table
+    _index: tuple[list, int, dict[str, RunRecord]] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def run_of(self, row: LeaderboardRow) -> dict[str, Any]:
-        return next(r for r in self.group.runs if r.run_id == row.run_id)
+    def run_of(self, row: LeaderboardRow) -> RunRecord:
+        # An index of the group's runs, not a scan per row, which made 2,000 rows quadratic;
+        # built again if the group's run list is replaced or grows.
+        runs = self.group.runs
+        if self._index is None or self._index[0] is not runs or self._index[1] != len(runs):
+            by_id: dict[str, RunRecord] = {}
+            for run in runs:
+                by_id.setdefault(run.run_id, run)  # the first of a run id, as the scan found it
+            self._index = (runs, len(runs), by_id)
+        return self._index[2][row.run_id]
 
 
 def build(
@@ -77,7 +87,7 @@ def build(
                 f"Runs: {_list_runs(group.runs)}"
             )
         header.append(_weights_line(profile, nota and chosen is None))
-        header += criteria_notes(group.runs) + memory_phase_notes(group.runs)
+        header += criteria_notes(group.runs) + memory_phase_notes(group.runs) + buffered_stream_notes(group.runs)
         warnings += left_out
         if baseline and rows and rows[0].reference is None:
             warnings.append(f"reference candidate {baseline!r} has no run in this group; no deltas shown")

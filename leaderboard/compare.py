@@ -14,6 +14,7 @@ from typing import Any
 from leaderboard.grouping import Group, datasets_of, device_kind
 from leaderboard.ranking import CIDER_D_FALLBACK, LATENCY, MEMORY, SPIDER, WER, extra_criterion, finite_number, value_at
 from leaderboard.results import RUN_FILE, latest_per_candidate
+from leaderboard.stream_notes import tpot_unavailable_reason
 from records.files import PREDICTIONS_FILE, read_run_record
 from records.files import read_predictions as read_prediction_lines
 from records.prediction import Prediction
@@ -111,6 +112,8 @@ def criteria_table(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[list[str]
         va, vb = finite_number(value_at(a, keys)), finite_number(value_at(b, keys))
         if va is not None or vb is not None:
             lines.append([name, _fmt(va, fmt), _fmt(vb, fmt), _ratio(va, vb)])
+    if tpot_unavailable_reason(a) or tpot_unavailable_reason(b):  # never the near-zero gap, and why
+        lines.append(["TPOT", *("n/a: buffered stream" if tpot_unavailable_reason(r) else "" for r in (a, b)), ""])
     return lines
 
 

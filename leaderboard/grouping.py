@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from records.fields import is_mapping
 from records.run_record import RunRecord
 
 
@@ -100,8 +101,12 @@ def device_kind(run: RunRecord | Mapping[str, Any]) -> DeviceKind:
 def datasets_of(run: RunRecord | Mapping[str, Any]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for suite, block in (run.get("suites") or {}).items():
-        if isinstance(block, Mapping):
+        if is_mapping(block):
             value = block.get("dataset_hash") or block.get("dataset")
+            judge = block.get("judge")
+            if isinstance(judge, Mapping):  # qa: runs judged by different judges or templates never rank together
+                value = (f"{value} judged by {judge.get('model')} at {judge.get('base_url')}, "
+                         f"template {str(judge.get('template_sha256'))[:8]}")
             out[suite] = str(value) if value is not None else None
     return out
 
@@ -120,10 +125,12 @@ def group_runs(runs: list[RunRecord] | list[dict[str, Any]], mix: bool = False) 
     if mix:
         return [_mixed_group(runs)] if runs else []
     by_kind: dict[DeviceKind, list[Group]] = {}
-    # Runs with more suites first, so that partial runs join the fuller groups.
-    order = sorted(runs, key=lambda r: (-len(datasets_of(r)), str(r.get("run_id"))))
-    for run in order:
-        kind, data = device_kind(run), datasets_of(run)
+    # Runs with more suites first, so that partial runs join the fuller groups. Each run's
+    # datasets are read once (the index keeps equal keys in their given order, as a stable sort).
+    keyed = [(datasets_of(r), r) for r in runs]
+    order = sorted(range(len(keyed)), key=lambda i: (-len(keyed[i][0]), str(keyed[i][1].get("run_id")), i))
+    for data, run in (keyed[i] for i in order):
+        kind = device_kind(run)
         groups = by_kind.setdefault(kind, [])
         for group in groups:
             if _consistent(group.datasets, data):

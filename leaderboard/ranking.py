@@ -1,8 +1,8 @@
 """Weighted-rank leaderboard: rank each criterion, score = sum(weight x rank), rank the score.
 
 This is the competition's rule (lower score is better), so the table is directly comparable
-with its public leaderboard. pandas is imported inside ``rank`` only, to keep
-``import leaderboard`` (and ``bench.py --help``) fast.
+with its public leaderboard. Ranking needs no pandas (``to_frame`` and a DataFrame input use
+it), so ``bench.py leaderboard`` never imports it.
 
 ``rank`` ranks the runs it is given as ONE comparable set; splitting runs into fair groups
 (profile, device kind, datasets) is ``leaderboard.grouping``'s job.
@@ -11,6 +11,8 @@ with its public leaderboard. pandas is imported inside ``rank`` only, to keep
 from __future__ import annotations
 
 import math
+import sys
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -23,6 +25,7 @@ from leaderboard.profiles import (
 )
 from leaderboard.results import latest_per_candidate, run_coverage
 from leaderboard.tolerance import tolerant_ranks
+from records.fields import is_mapping
 from records.run_record import RunRecord, as_run_record
 
 Direction = Literal["min", "max"]
@@ -45,7 +48,7 @@ def value_at(run: RunRecord | Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     nested blocks; None where any step is missing."""
     node: Any = getattr(as_run_record(run), keys[0], None)
     for key in keys[1:]:
-        if not isinstance(node, Mapping):
+        if not is_mapping(node):
             return None
         node = node.get(key)
     return node
@@ -93,7 +96,7 @@ def _repeats(key: str) -> Callable[[Mapping[str, Any]], Repeats | None]:
 
     def extract(run: Mapping[str, Any]) -> Repeats | None:
         node = value_at(run, ("efficiency", "repeats"))
-        if not isinstance(node, Mapping) or not isinstance(node.get(key), Mapping):
+        if not is_mapping(node) or not is_mapping(node.get(key)):
             return None
         spread = node[key]
         p50, lo, hi = (finite_number(spread.get(k)) for k in ("p50", "min", "max"))
@@ -172,7 +175,7 @@ def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Directio
     found: dict[str, tuple[str, Direction]] = {}
     for run in runs:
         for name, block in (run.suites or {}).items():
-            if name in found or not isinstance(block, Mapping):
+            if name in found or not is_mapping(block):
                 continue
             flag = block.get("extra")
             if not (flag is True or (flag is None and name not in CORE_SUITES)):
@@ -186,26 +189,105 @@ def extra_suites(runs: list[Mapping[str, Any]]) -> dict[str, tuple[str, Directio
 
 
 def extra_criterion(runs: list[Mapping[str, Any]]) -> Criterion | None:
+    """The one `extra` criterion (weight x1 in the competition profile).
+
+    One extra suite with a value: its primary metric. Several, each with a declared
+    `primary_range` ([worst, best]): the mean of their primary metrics, each scaled to 0 (worst)
+    .. 1 (best); a run that lacks one of them (or has no value for it) scores 0 for that suite.
+    Suites that no ranked run has a value for (e.g. qa, not judged) are left out. Without ranges
+    to combine on, the first suite alone, as before.
+    """
     suites = extra_suites(runs)
     if not suites:
         return None
-    name, (metric, direction) = next(iter(suites.items()))
+    combined = _combined_suites(runs, suites)
+    if len(combined) >= 2:
+        names = list(combined)
+        return Criterion(
+            "extra", "extra: mean of " + ", ".join(names), "max", _scaled_mean(combined),
+            metric="scaled_mean", suite="+".join(names),
+        )
+    valued = {n: v for n, v in suites.items() if _has_value(runs, n, v[0])} or suites
+    name, (metric, direction) = next(iter(valued.items()))
     return Criterion(
         "extra", f"{name}: {metric}", direction, _path("suites", name, "metrics", metric),
         metric=metric, ci=_interval("suites", name, "metrics_ci", metric), suite=name,
     )
 
 
+def _has_value(runs: list[Mapping[str, Any]], name: str, metric: str) -> bool:
+    return any(finite_number(_path("suites", name, "metrics", metric)(run)) is not None for run in runs)
+
+
+def _combined_suites(runs, suites) -> dict[str, tuple[str, float, float]]:
+    """name -> (metric, worst, best) of the extra suites that can be combined: a range, and a value somewhere."""
+    out = {}
+    for name, (metric, _) in suites.items():
+        bounds = next((value_at(r, ("suites", name, "primary_range")) for r in runs
+                       if isinstance(value_at(r, ("suites", name, "primary_range")), list)), None)
+        if (isinstance(bounds, list) and len(bounds) == 2 and all(finite_number(b) is not None for b in bounds)
+                and bounds[0] != bounds[1] and _has_value(runs, name, metric)):
+            out[name] = (metric, float(bounds[0]), float(bounds[1]))
+    return out
+
+
+def _scaled_mean(combined: dict[str, tuple[str, float, float]]) -> Callable[[Mapping[str, Any]], float | None]:
+    def extract(run: Mapping[str, Any]) -> float | None:
+        if not any(isinstance(value_at(run, ("suites", name)), Mapping) for name in combined):
+            return None  # the run has none of the extra suites: n/a, ranked last
+        scaled = []
+        for name, (metric, worst, best) in combined.items():
+            value = finite_number(value_at(run, ("suites", name, "metrics", metric)))
+            scaled.append(0.0 if value is None else min(1.0, max(0.0, (value - worst) / (best - worst))))
+        return sum(scaled) / len(scaled)
+
+    return extract
+
+
+def extra_parts(runs: list[Mapping[str, Any]]) -> list[Criterion]:
+    """With several extra suites, each one's own metric as a column of weight 0 (shown, scored only
+    through `extra`), except the one the `extra` column already is."""
+    suites = extra_suites(runs)
+    if len(suites) < 2:
+        return []
+    extra = extra_criterion(runs)
+    return [
+        Criterion(f"extra.{name}", f"{name}: {metric}", direction, _path("suites", name, "metrics", metric),
+                  metric=metric, ci=_interval("suites", name, "metrics_ci", metric), suite=name)
+        for name, (metric, direction) in suites.items()
+        if extra is None or extra.suite != name
+    ]
+
+
+def _why_left_out(runs: list[Mapping[str, Any]], name: str, metric: str) -> str:
+    if _has_value(runs, name, metric):
+        return "no primary_range to combine it on"
+    if metric == "judge_score":  # suite qa
+        return "no run has a value: not judged (bench.py run --judge FILE)"
+    return "no run has a value"
+
+
 def criteria_notes(runs: list[Mapping[str, Any]]) -> list[str]:
-    """Lines for the table header: which suite the extra criterion ranks, and what it leaves out."""
+    """Lines for the table header: which suite(s) the extra criterion ranks, and what it leaves out."""
     suites = extra_suites(runs)
     if not suites:
         return []
-    (first, (metric, direction)), *others = suites.items()
-    better = "higher" if direction == "max" else "lower"
-    note = f"Extra criterion: suite {first!r}, metric {metric} ({better} is better)"
+    combined = _combined_suites(runs, suites)
+    if len(combined) >= 2:
+        parts = ", ".join(f"{n} {m} ({w:g} -> 0, {b:g} -> 1)" for n, (m, w, b) in combined.items())
+        note = (f"Extra criterion: the mean of {parts}, each scaled to 0-1 (a suite a run lacks counts 0); "
+                "the suites' own columns are shown, not scored")
+        others = [n for n in suites if n not in combined]
+    else:
+        criterion = extra_criterion(runs)
+        first = criterion.suite if criterion else next(iter(suites))
+        metric, direction = suites[first]
+        better = "higher" if direction == "max" else "lower"
+        note = f"Extra criterion: suite {first!r}, metric {metric} ({better} is better)"
+        others = [n for n in suites if n != first]
     if others:
-        note += "; other extra suites shown nowhere in the ranking: " + ", ".join(n for n, _ in others)
+        reasons = [f"{n} ({_why_left_out(runs, n, suites[n][0])})" for n in others]
+        note += "; other extra suites, shown but not scored: " + ", ".join(reasons)
     return [note]
 
 
@@ -217,7 +299,7 @@ def resolve_criteria(runs: list[Mapping[str, Any]]) -> list[Criterion]:
         for c in CRITERIA.values()
     ]
     extra = extra_criterion(runs)
-    return criteria + ([extra] if extra else [])
+    return criteria + ([extra, *extra_parts(runs)] if extra else [])
 
 
 # ---------------------------------------------------------------- rows
@@ -257,6 +339,7 @@ class LeaderboardRow:
     scored_only: bool = False  # an older record: its metrics leave unpredicted samples out
     profile: str = DEFAULT_PROFILE  # the weight profile that ranked it
     tolerance_note: str | None = None  # the profile's tolerance rule, in words
+    random_weights: bool = False  # the candidate ran a built-in tiny random-weight checkpoint
 
 
 def _delta(key: str, value: float | None, ref: float | None) -> Delta:
@@ -271,6 +354,20 @@ def _delta(key: str, value: float | None, ref: float | None) -> Delta:
 
 def _as_rank(value: float) -> float:
     return int(value) if float(value).is_integer() else float(value)
+
+
+def round_half_even(value: float, decimals: int) -> float:
+    """numpy's rounding (scale, round half to even, scale back), which the scores have always had:
+    `round(x, 9)` rounds the decimal value exactly and can differ in the last place."""
+    scale = 10.0**decimals
+    scaled = value * scale
+    return (round(scaled) / scale) or math.copysign(0.0, scaled)
+
+
+def min_ranks(values: list[float]) -> list[int]:
+    """Competition ranks, lower is better: 1 + how many values are smaller (1, 1, 3)."""
+    ordered = sorted(values)
+    return [bisect_left(ordered, v) + 1 for v in values]
 
 
 # ---------------------------------------------------------------- DataFrame input
@@ -310,9 +407,8 @@ def rank(
     profile form (see ``leaderboard.profiles``). ``baseline``: the candidate the deltas are
     relative to; no deltas when it is None or not among the runs.
     """
-    import pandas as pd  # lazy: see module docstring
-
-    if isinstance(runs, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame exists only once pandas is imported
+    if pd is not None and isinstance(runs, pd.DataFrame):
         runs = runs_from_frame(runs)
     runs = [as_run_record(r) for r in runs]
     profile = load_profile(weights)
@@ -323,57 +419,56 @@ def rank(
     criteria = resolve_criteria(runs)
     names = [run.candidate for run in runs]
 
-    values = pd.DataFrame(
-        {c.key: [c.extract(run) for run in runs] for c in criteria}, index=names, dtype="float64"
-    )
-    ranks = pd.DataFrame(index=names)
-    for c in criteria:
-        # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under
-        # ties = "average"; values within the profile's tolerance of their group's best tie
-        # (leaderboard.tolerance); a missing value gets the worst rank N.
-        column = [finite_number(v) for v in values[c.key]]
-        ranks[c.key] = tolerant_ranks(column, c.direction, profile.tolerance[c.key], profile.ties)
-
-    score = sum(ranks[c.key] * weights_[c.key] for c in criteria)
+    # Plain lists, no pandas: importing it and reading cells one by one was most of the time of a
+    # leaderboard over 10,000 runs (docs/guides/leaderboard.md, "Speed").
+    values = {c.key: [c.extract(run) for run in runs] for c in criteria}  # a number or None
+    # Ties share the lowest rank (1, 1, 3), or the mean rank (1.5, 1.5, 3) under ties = "average";
+    # values within the profile's tolerance of their group's best tie (leaderboard.tolerance); a
+    # missing value gets the worst rank N.
+    ranks = {c.key: tolerant_ranks(values[c.key], c.direction, profile.tolerance.get(c.key, 0.0), profile.ties)
+             for c in criteria}
+    # Keys outside the profile (an extra suite's own column, `extra.NAME`) are shown with weight 0.
+    scores = [0.0] * len(runs)
+    for c in criteria:  # summed criterion by criterion, in the profile's order
+        scores = [s + r * weights_.get(c.key, 0.0) for s, r in zip(scores, ranks[c.key], strict=True)]
     # Round before ranking so that e.g. 0.1*3 and 0.3 tie as they should.
-    final = score.round(9).rank(method="min").astype(int)
+    scores = [round_half_even(s, 9) for s in scores]
+    final = min_ranks(scores)
 
-    ref = baseline if baseline in names else None
+    ref = names.index(baseline) if baseline in names else None
     rows = []
-    for name, run in zip(names, runs, strict=True):
+    for i, (name, run) in enumerate(zip(names, runs, strict=True)):
         cvs = {
             c.key: CriterionValue(
-                value=finite_number(values.at[name, c.key]),  # NaN -> None
-                rank=_as_rank(ranks.at[name, c.key]),
+                value=values[c.key][i],
+                rank=_as_rank(ranks[c.key][i]),
                 metric=c.metric,
-                weight=weights_[c.key],
+                weight=weights_.get(c.key, 0.0),
                 ci=c.ci(run),
                 label=c.label,
                 direction=c.direction,
                 suite=c.suite,
-                tolerance=profile.tolerance[c.key],
+                tolerance=profile.tolerance.get(c.key, 0.0),
                 repeats=c.repeats(run),
             )
             for c in criteria
         }
         deltas = {}
         if ref is not None:
-            deltas = {
-                c.key: _delta(c.key, finite_number(values.at[name, c.key]), finite_number(values.at[ref, c.key]))
-                for c in criteria
-            }
+            deltas = {c.key: _delta(c.key, values[c.key][i], values[c.key][ref]) for c in criteria}
         rows.append(
             LeaderboardRow(
                 candidate=name,
                 run_id=run.run_id,
-                rank=int(final[name]),
-                score=float(round(score[name], 9)),
+                rank=final[i],
+                score=scores[i],
                 criteria=cvs,
-                reference=ref,
+                reference=names[ref] if ref is not None else None,
                 deltas=deltas,
                 ties=profile.ties,
                 coverage=run_coverage(run),
                 scored_only=_scored_only(run),
+                random_weights=_random_weights(run),
                 profile=profile.name,
                 tolerance_note=profile.describe_tolerance(),
             )
@@ -381,12 +476,18 @@ def rank(
     return sorted(rows, key=lambda row: (row.rank, row.candidate))
 
 
+def _random_weights(run: Mapping[str, Any]) -> bool:
+    """The candidate says it ran random weights (`candidate_info.weights`, from its family)."""
+    info = run.get("candidate_info")
+    return isinstance(info, Mapping) and info.get("weights") == "random"
+
+
 def _scored_only(run: Mapping[str, Any]) -> bool:
     """True for a record written before failures counted: a suite without `metrics_scored_only`
     scored only the samples that have a prediction (`bench.py rescore` applies the rule)."""
     suites = run.suites
-    return isinstance(suites, Mapping) and any(
-        isinstance(b, Mapping) and "metrics_scored_only" not in b for b in suites.values())
+    return is_mapping(suites) and any(
+        is_mapping(b) and "metrics_scored_only" not in b for b in suites.values())
 
 
 def to_frame(rows: list[LeaderboardRow]) -> Any:

@@ -32,6 +32,7 @@ _SHORT_NAME = {
 _ARROW = {"min": "↓", "max": "↑"}
 _DELTA_HEADER = {"wer": "ΔWER", "memory_mb": "Memory ×", "latency_ms": "Latency ×"}
 COVERAGE_MARK = "*"
+RANDOM_WEIGHTS_MARK = "(random weights)"
 
 
 def _rank_json(value: float) -> int | float:
@@ -52,7 +53,7 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
             entry: dict[str, Any] = {"value": cv.value, "rank": _rank_json(cv.rank)}
             if key == "spider":
                 entry["metric"] = cv.metric
-            if key == "extra":
+            if key == "extra" or key.startswith("extra."):
                 entry.update(metric=cv.metric, suite=cv.suite, higher_is_better=cv.direction == "max")
             if ci:
                 entry["ci"] = list(cv.ci) if cv.ci else None
@@ -67,6 +68,8 @@ def to_json(rows: list[LeaderboardRow], ci: bool = False) -> list[dict[str, Any]
             "coverage": row.coverage,
             "criteria": criteria,
         }
+        if row.random_weights:
+            item["random_weights"] = True
         if row.reference is not None:
             item["reference"] = row.reference
             item["deltas"] = {k: {"value": d.value, "unit": d.unit} for k, d in row.deltas.items()}
@@ -97,6 +100,7 @@ def cells(rows: list[LeaderboardRow], ci: bool = False) -> tuple[list[str], list
     for row in rows:
         name = f"{row.candidate} (ref)" if row.candidate == ref else row.candidate
         name += f" {COVERAGE_MARK}" if under_covered(row) else ""
+        name += f" {RANDOM_WEIGHTS_MARK}" if row.random_weights else ""
         line = [str(row.rank), name, fmt_score(row.score)] + [_cell(row, k, ci) for k in keys]
         line += [coverage_text(row)] if show_coverage else []
         if ref is not None:
@@ -138,6 +142,9 @@ def footer_lines(rows: list[LeaderboardRow], ci: bool = False) -> list[str]:
     if rows[0].tolerance_note:
         lines.append(f"Noise-aware ranks: {rows[0].tolerance_note} (weights {rows[0].profile}; "
                      "competition-exact ranks exact values).")
+    if any(r.random_weights for r in rows):
+        lines.append(f"{RANDOM_WEIGHTS_MARK}: a built-in tiny model with random weights; its quality numbers say nothing "
+                     "about a trained model, its memory and latency are those of that tiny architecture.")
     if any(under_covered(r) for r in rows):
         line = (f"{COVERAGE_MARK} Coverage under 100%: planned samples without a prediction (failed, skipped or "
                 "not run) are scored as empty predictions; --min-coverage 1 leaves such runs out.")
@@ -166,14 +173,14 @@ def score_rule(row: LeaderboardRow) -> str:
         note = ", SPICE unavailable" if key == "spider" and cv.metric != "spider" else ""
         if cv.weight:
             terms.append(f"{fmt_score(cv.weight)}x{name}({_ARROW[cv.direction]}{note})")
-        else:
+        elif not key.startswith("extra."):  # an extra suite's own column counts through `extra`
             unscored.append(name)
     rule = f"Score = {' + '.join(terms) or '0'}; lower score is better"
     return rule + (f" (shown, not scored: {', '.join(unscored)})" if unscored else "")
 
 
 def _name(key: str, cv: Any) -> str:
-    if key == "extra":
+    if key == "extra" or key.startswith("extra."):
         return f"{cv.suite}:{cv.metric}"
     return _SHORT_NAME.get(cv.metric, cv.metric)
 
@@ -215,7 +222,7 @@ def _to_csv(rows: list[LeaderboardRow]) -> str:
 
 
 def _csv_name(key: str, cv: Any) -> str:
-    return f"extra_{cv.suite}_{cv.metric}" if key == "extra" else cv.metric
+    return f"extra_{cv.suite}_{cv.metric}".replace("+", "_") if key == "extra" or key.startswith("extra.") else cv.metric
 
 
 def value_text(cv: Any, value: float) -> str:

@@ -143,7 +143,7 @@ def _load_html(records: list[dict[str, Any]]) -> list[str]:
         for lv in record.load["levels"]:
             rows.append([record.candidate, record.run_id, lv.get("concurrency"), f"{lv.get('ok')} / {lv.get('requests_sent')}",
                          lv.get("errors"), _num(lv.get("requests_per_s"), ".2f"), _num(lv.get("output_tokens_per_s"), ".1f"),
-                         _pcts(lv.get("ttft_ms"), ("p50", "p90", "p99"), ".0f"), _pcts(lv.get("tpot_ms"), ("p50", "p90", "p99"), ".1f"),
+                         _pcts(lv.get("ttft_ms"), ("p50", "p90", "p99"), ".0f"), ("n/a: buffered stream" if lv.get("tpot_unavailable_reason") else _pcts(lv.get("tpot_ms"), ("p50", "p90", "p99"), ".1f")),
                          _pcts(lv.get("itl_chunk_ms"), ("p50", "p99"), ".1f")])
     out.append('<div class="wrap"><table class="load"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
                + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)

@@ -93,6 +93,11 @@ def append_prediction(handle: TextIO, prediction: Prediction) -> None:
     append_jsonl(handle, prediction.to_dict())
 
 
+def write_predictions(path: Path, predictions: list[Prediction]) -> None:
+    """Replaces a predictions file atomically (the parent adding what it scored to each line)."""
+    _replace_atomically(path, "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in predictions))
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Every complete line; a torn last line (a killed writer) is ignored."""
     if not Path(path).is_file():

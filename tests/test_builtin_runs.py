@@ -76,7 +76,7 @@ def test_run_record_schema(request, runs, name):
 
 def test_suites_and_metrics(runs):
     records = {name: rec for name, (rec, _) in runs[1].items()}
-    assert set(records["baseline"]["suites"]) == {"asr", "aac"}
+    assert set(records["baseline"]["suites"]) == {"asr", "aac", "mcq", "qa"}
     assert set(records["whisper-tiny"]["suites"]) == {"asr"}
     aac = records["baseline"]["suites"]["aac"]["metrics"]
     assert aac["cider_d"] is not None and aac["spider"] is None and aac["spice"] is None

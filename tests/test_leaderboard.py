@@ -430,3 +430,18 @@ def test_import_does_not_pull_torch_or_pandas():
         "if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_random_weight_runs_are_marked_in_table_and_json():
+    runs = four_runs()
+    runs[1]["candidate_info"] = {"weights": "random"}  # as the salmonn and tiny families write it
+    rows = rank(runs, baseline=None)
+    marked = [r.candidate for r in rows if r.random_weights]
+    assert marked == [runs[1]["candidate"]]
+    text = to_table(rows)
+    assert f"{runs[1]['candidate']} (random weights)" in text
+    assert "(random weights): a built-in tiny model with random weights" in text
+    items = {item["candidate"]: item for item in to_json(rows)}
+    assert items[runs[1]["candidate"]]["random_weights"] is True
+    assert all("random_weights" not in item for name, item in items.items() if name != runs[1]["candidate"])
+    assert "random weights" not in to_table(rank(four_runs(), baseline=None))

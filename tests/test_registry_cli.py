@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -109,7 +110,7 @@ def test_listing_commands():
     runner = CliRunner()
     out = runner.invoke(cli, ["candidates"]).output
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
-    assert rows["baseline"] == "aac,asr" and rows["whisper-tiny"] == "asr" and rows["null"] == "aac,asr"
+    assert rows["baseline"] == "aac,asr,mcq,qa" and rows["whisper-tiny"] == "asr" and rows["null"] == "aac,asr"
     out = runner.invoke(cli, ["suites"]).output
     assert "Recognize the speech and give me the transcription." in out
 
@@ -137,3 +138,37 @@ def test_leaderboard_command_formats(tmp_path):
         assert out.exit_code == 0 and "b" in out.output
     bad = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path), "--weights", "wer=x"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_resolving_one_builtin_imports_only_its_own_family():
+    """Checking every built-in's options imported every family (Granite's processor alone took
+    ~10 s) on each run and in each measured child; only the chosen candidate's are checked now."""
+    code = ("import sys, json; from harness.registry import resolve; resolve('null'); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('candidates.families.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(out.stdout) == ["candidates.families.null"]
+
+
+def test_a_broken_builtin_option_is_still_reported_with_its_file(monkeypatch, tmp_path):
+    import harness.registry as registry
+
+    (tmp_path / "typo.toml").write_text('family = "salmonn"\n[options]\nmodel_pth = "x"\n')
+    monkeypatch.setattr(registry, "BUILTIN_CONFIG_DIR", tmp_path)
+    with pytest.raises(RegistryError, match=r"typo\.toml: .*model_pth"):
+        resolve("typo")
+
+
+def test_families_say_when_their_default_weights_are_random():
+    from harness.registry import build
+    from harness.spec import CandidateSpec
+    from harness.types import Request
+
+    baseline = build(resolve("baseline"))
+    assert baseline.run_info() == {"weights": "random", "max_new_tokens": 16}
+    assert baseline.token_budget(Request("s", None, "asr", "p", 64)) == 16  # random weights never stop
+    assert "weights" not in build(resolve("whisper-tiny-hf")).run_info()
+    assert build(resolve("qwen3-asr-tiny")).run_info()["weights"] == "random"
+    real = build(CandidateSpec(name="mine", family="salmonn", options={"model_path": "/models/x"}))
+    assert real.run_info() == {} and real.token_budget(Request("s", None, "asr", "p", 64)) == 64
+    capped = build(CandidateSpec(name="c", family="salmonn", options={"model_path": "/m", "max_new_tokens": 8}))
+    assert capped.token_budget(Request("s", None, "asr", "p", 64)) == 8

@@ -60,3 +60,24 @@ def test_the_phases_run_in_order_and_write_typed_records(tmp_path, torch_threads
     # Each line is exactly what the one writer makes of its typed form.
     raw = files.read_jsonl(run.run_dir / files.PREDICTIONS_FILE)
     assert raw == [p.to_dict() for p in lines]
+
+
+def test_a_candidate_without_torch_gets_a_light_child(tmp_path):
+    """The null candidate imports no framework: its child skips torch and transformers (seconds
+    per run) and runs on the CPU under --device auto. A real child process, on real clips."""
+    import json
+    import subprocess
+    import sys
+
+    job = _job(tmp_path)
+    code = ("import sys, json\nfrom harness.measure import worker\nfrom records import files\n"
+            "from pathlib import Path\n"
+            "worker.run_job(files.read_job(Path(sys.argv[1])))\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers') if m in sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(job.run_dir) / files.JOB_FILE)],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    summary = files.read_worker_summary(Path(job.run_dir))
+    assert summary.status == "ok" and summary.device == "cpu"
+    assert len(files.read_predictions(Path(job.run_dir) / files.PREDICTIONS_FILE)) == 2

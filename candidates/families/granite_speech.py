@@ -3,9 +3,14 @@ the common path of `hf-audiolm`.
 
 - Its prompt is the tokenizer's chat template over plain-string turns with `<|audio|>` written
   where the audio goes (the model card's usage), not a processor chat template.
-- Its LoRA adapter is switched on by the model only when audio is present; checkpoints that ship
-  one (`has_lora_adapter = true`, e.g. granite-speech-3.3-2b) need `peft` (extra `granite`). The
-  tiny copy has none.
+- Its LoRA adapter sits in the checkpoint folder itself (`adapter_config.json` beside
+  `config.json`, `has_lora_adapter = true`, e.g. granite-speech-3.3-2b): transformers loads it
+  with the model when peft is installed (extra `lora`), and Granite's `generate` enables it only
+  when audio is present. Every request here carries audio, so it stays enabled, also in the
+  prefill / decode_step pair that does not pass through `generate`; it is enabled through peft's
+  layers, since transformers' `enable_adapters` needs a newer peft than the registry offers.
+  A checkpoint that declares an adapter it cannot load is refused (never run without it). The
+  tiny copy has none; `lora` puts another adapter on a checkpoint without its own.
 - Its feature extractor computes a log-mel spectrogram with torchaudio. Where torchaudio cannot
   be installed (beside a CPU-only torch, here), `GraniteSpeechFeatures` computes the same
   spectrogram (torchaudio.transforms.MelSpectrogram's definition: periodic Hann window, centred
@@ -25,11 +30,6 @@ from candidates.models.audio_processors import granite_speech_processor
 from harness.types import Request
 
 PARTS = {"llm": "model.language_model", "encoder": "model.encoder", "adapter": "model.projector"}
-
-
-
-
-
 
 @dataclass(frozen=True)
 class GraniteSpeechOptions(HfAudioLMOptions):
@@ -56,6 +56,19 @@ class GraniteSpeechCandidate(HfAudioLMCandidate):
 
     def audio_window_s(self) -> float | None:
         return self.options.audio_window_s  # the processor does not cut audio
+
+    def after_load(self) -> None:
+        from candidates.recipes import lora
+
+        super().after_load()
+        if lora.has_adapter(self.model):
+            lora.set_enabled(self.model, True)  # audio is present in every request (see the module doc)
+            self.model._hf_peft_config_loaded = False  # so generate does not call transformers' enable_adapters
+        elif getattr(self.model.config, "has_lora_adapter", False):
+            raise lora.AdapterError(
+                f"{self.label()}: the checkpoint declares a LoRA adapter (has_lora_adapter = true) that was not loaded; "
+                "Granite Speech runs audio through it, so without it this is not the released model. Install peft "
+                "(pip install 'lalm-bench[lora]') and keep adapter_config.json + adapter_model.safetensors in model_path")
 
     def chat_text(self, prompt: str) -> str:
         if prompt not in self._chat_texts:

@@ -15,7 +15,8 @@ an `{"type": "audio"}` item as its audio placeholder runs from a candidate TOML 
 Options (besides `model_path`, `allow_pickle`, `trust_remote_code`, `prompts` of every transformers
 family): `model_class`, `processor_class`, `tiny` (the built-in tiny copy used without
 `model_path`), `parts`, `keep_full_precision`, `system_prompt`, `audio_first`, `audio_window_s`,
-`batch_equal_lengths`.
+`batch_equal_lengths`, and `lora` / `lora_merge` (a LoRA adapter, candidates/recipes/lora.py;
+Phi-4-multimodal gets its `speech-lora/` adapter without it, as its model card loads it).
 Models whose processor differs have small adapters beside this file (voxtral.py, ...).
 """
 
@@ -28,6 +29,10 @@ from typing import Any
 from candidates.families.transformers_base import TransformersCandidate, TransformersOptions, resolve_class
 from harness.types import SAMPLE_RATE, Request
 
+# Model class -> the subfolder of its checkpoint holding the LoRA adapter its model card loads for
+# audio: microsoft/Phi-4-multimodal-instruct, `model.load_adapter(path, adapter_name="speech",
+# adapter_kwargs={"subfolder": "speech-lora"}); model.set_adapter("speech")`.
+MODEL_ADAPTERS = {"Phi4MultimodalForCausalLM": "speech-lora"}
 QWEN2_AUDIO_PARTS = {"llm": "model.language_model", "encoder": "model.audio_tower", "adapter": "model.multi_modal_projector"}
 
 
@@ -44,6 +49,7 @@ class HfAudioLMOptions(TransformersOptions):
     batch_equal_lengths: bool = False  # batch only clips of equal length (encoders that let padding leak)
 
     def __post_init__(self):
+        super().__post_init__()
         if "llm" not in self.parts:
             raise ValueError(f"`parts` must name the `llm` module (got {sorted(self.parts)})")
 
@@ -68,6 +74,9 @@ class HfAudioLMCandidate(TransformersCandidate):
     def model_class_name(self) -> str:
         return self.options.model_class
 
+    def default_is_random(self) -> bool:
+        return bool(self.options.tiny)
+
     def default_checkpoint(self) -> Path:
         if not self.options.tiny:
             return super().default_checkpoint()
@@ -77,6 +86,19 @@ class HfAudioLMCandidate(TransformersCandidate):
 
     def load_processor(self, path: Path, common: dict[str, Any]) -> Any:
         return resolve_class(self.options.processor_class).from_pretrained(path, **common)
+
+    def adapter(self):
+        """`lora`, else the speech adapter a model ships in a subfolder of its checkpoint and its model
+        card loads for audio (MODEL_ADAPTERS), when that folder is there."""
+        subfolder = MODEL_ADAPTERS.get(self.options.model_class.rpartition(":")[2])
+        if self.options.lora or subfolder is None:
+            return super().adapter()
+        folder = self.source_checkpoint() / subfolder
+        if not (folder / "adapter_config.json").is_file():
+            return None
+        from candidates.recipes import lora
+
+        return lora.find(folder, self.label())
 
     def after_load(self) -> None:
         self.tokenizer.padding_side = "left"  # batches of a decoder-only LLM are padded on the left

@@ -23,5 +23,8 @@ class NullCandidate(Candidate):
         on_token()
         return Generation(text="", n_tokens=1)
 
+    def imports_torch(self) -> bool:
+        return False  # its child stays light: no torch or transformers import before the baseline
+
     def weight_bytes(self) -> int:
         return 0

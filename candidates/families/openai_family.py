@@ -6,12 +6,14 @@ Each request is streamed (official `openai` client, `pip install lalm-bench[open
 harness's clock runs here, on the client:
 - TTFT ends at the first chunk that carries a delta (content, even empty, or the role): servers
   send it when the first token exists (vLLM's role chunk comes with the first token, as
-  `vllm bench serve` assumes; `bench.py serve` sends one empty chunk per token and the text at
-  the end). Encoding the audio and the HTTP round trip are inside it;
+  `vllm bench serve` assumes; `bench.py serve` sends one chunk per token, with its text). Each
+  chunk's text goes on to a callback that wants it (`on_token(1, text)`, harness/streaming.py). Encoding the audio and the HTTP round trip are inside it;
 - the token count is the server's `usage.completion_tokens`, never the number of chunks (one
   chunk may hold several tokens), so TPOT = (t_last_chunk - t_first_chunk) / (completion_tokens - 1);
 - the gaps between those chunks are kept per request as `info.itl_chunk_ms` (chunk-level, not
-  per token).
+  per token); an answer whose chunks mostly arrived together is flagged `info.stream_buffered`
+  (harness/measure/timing.py), and its TPOT is then reported as unavailable, never as the
+  near-zero gap.
 `load` checks that the server uses the audio: a text-only probe and the same text with 1 s of
 audio must differ in `usage.prompt_tokens` (or the server must refuse a request without audio),
 else the run fails with "the server ignored the audio". HTTP errors, timeouts and broken
@@ -37,8 +39,10 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.candidate import Candidate
+from harness.measure.timing import stream_buffered
 from harness.serve.client import ProcessTreeMemory, distinct_copy, encode_audio
 from harness.spec import CandidateSpec
+from harness.streaming import reporter
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 PROBE_TEXT = "What do you hear?"
@@ -116,6 +120,7 @@ class OpenAICandidate(Candidate):
         body = self._body(request.prompt, audio, request.max_new_tokens, request.task)
         times: list[float] = []
         parts: list[str] = []
+        report = reporter(on_token)
         usage = finish = server = None
         try:
             stream = self._client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
@@ -130,7 +135,7 @@ class OpenAICandidate(Candidate):
                         # role chunk comes with the first token, `bench.py serve` sends one empty
                         # chunk per token. A chunk, not a token: the count comes from usage.
                         if text or delta.content is not None or delta.role is not None:
-                            on_token(1)
+                            report(1, text)
                             times.append(time.perf_counter())
                         if text:
                             parts.append(text)
@@ -152,6 +157,8 @@ class OpenAICandidate(Candidate):
             "itl_chunk_ms": [round((b - a) * 1000.0, 3) for a, b in zip(times[:-1], times[1:], strict=True)],
             "finish_reason": finish,
         }
+        if stream_buffered(info["itl_chunk_ms"], usage.completion_tokens):
+            info["stream_buffered"] = True  # the run reports its TPOT as unavailable, with the reason
         if dithered:
             info["audio_dithered"] = True
         if isinstance(server, dict):  # the server's side of the same request: the HTTP overhead is the difference

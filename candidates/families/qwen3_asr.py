@@ -44,5 +44,5 @@ class Qwen3AsrCandidate(HfAudioLMCandidate):
         return to_device(inputs, self.device, self.dtype)
 
     def run_info(self) -> dict[str, Any]:
-        return {"prompt_note": "qwen3-asr takes no instruction: the suite's prompt is not given to the model "
+        return {**super().run_info(), "prompt_note": "qwen3-asr takes no instruction: the suite's prompt is not given to the model "
                                f"(transcription request, language={self.options.language or 'auto'!r})"}

@@ -25,7 +25,7 @@ KEEP_FULL_PRECISION = ("lm_head", "speech_projector", "query_tokens")
 class SalmonnCandidate(TransformersCandidate):
     """SALMONN-style model: Whisper encoder + window Q-Former + projector + Llama LLM."""
 
-    tasks = frozenset({"asr", "aac"})
+    tasks = frozenset({"asr", "aac", "mcq", "qa"})  # an instruction-following LLM: it can be asked questions
     family = "salmonn"
     PARTS = PARTS
     KEEP_FULL_PRECISION = KEEP_FULL_PRECISION
@@ -36,6 +36,9 @@ class SalmonnCandidate(TransformersCandidate):
     def __init__(self, spec):
         super().__init__(spec)
         self._prompt_ids: dict[str, tuple] = {}
+
+    def default_is_random(self) -> bool:
+        return True
 
     def default_checkpoint(self) -> Path:
         from candidates.checkpoints.salmonn_tiny import ensure_tiny
@@ -58,9 +61,13 @@ class SalmonnCandidate(TransformersCandidate):
         return {"eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self.tokenizer.pad_token_id}
 
     def _prompt_tensors(self, prompt: str):
-        """Token ids around the audio placeholder; cached since suites reuse one prompt."""
+        """Token ids around the audio placeholder; cached since suites reuse one prompt (bounded:
+        mcq and qa ask each sample its own question)."""
         if prompt not in self._prompt_ids:
             import torch
+
+            if len(self._prompt_ids) >= 64:
+                self._prompt_ids.pop(next(iter(self._prompt_ids)))  # the oldest
 
             from candidates.models.salmonn_model import AUDIO_PLACEHOLDER, PROMPT_TEMPLATE
 

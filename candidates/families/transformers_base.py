@@ -24,7 +24,7 @@ from candidates import recipes
 from harness.candidate import Candidate
 from harness.measure.memory import tensor_bytes
 from harness.spec import CandidateSpec
-from harness.streaming import transformers_streamer
+from harness.streaming import reporter, text_callback, transformers_streamer, wants_text
 from harness.types import SAMPLE_RATE, Generation, Request, TokenCallback
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt"}
@@ -81,6 +81,21 @@ class TransformersOptions:
     prompts: dict[str, str] = field(default_factory=dict)  # task -> the prompt the model's authors publish
     # Apply the recipe once in prepare() (unmeasured) and load that export, as a deployment would.
     pre_quantize: bool = False
+    max_new_tokens: int | None = None  # caps each request's token budget below the suite's
+    lora: str | None = None  # a LoRA adapter folder or .safetensors file (candidates/recipes/lora.py)
+    lora_merge: bool = False  # merge the adapter into the weights before the recipe (once, in prepare())
+
+    def __post_init__(self):
+        if self.lora_merge and not self.lora:
+            raise ValueError("lora_merge = true needs an adapter: set `lora` to its folder or .safetensors file")
+        if self.pre_quantize and self.lora and not self.lora_merge:
+            raise ValueError("pre_quantize exports the model with its recipe, and an unmerged adapter cannot be "
+                             "exported: set lora_merge = true to quantize the merged weights")
+
+
+# Random weights never emit an end token, so they would decode to the suite's budget (64) on every
+# clip: TTFT and TPOT are the same over 16 tokens, at a quarter of the time. `max_new_tokens` overrides.
+RANDOM_WEIGHTS_TOKEN_BUDGET = 16
 
 
 class TransformersCandidate(recipes.RecipeHooks, Candidate):
@@ -113,6 +128,19 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
 
     def model_class_name(self) -> str:
         return self.MODEL_CLASS
+
+    def default_is_random(self) -> bool:
+        """True when the built-in default checkpoint holds random weights (a tiny model built offline)."""
+        return False
+
+    def random_weights(self) -> bool:
+        return not self.options.model_path and self.default_is_random()
+
+    def run_info(self) -> dict[str, Any]:
+        # The leaderboard marks such rows: their quality numbers measure nothing about a real model.
+        if not self.random_weights():
+            return {}
+        return {"weights": "random", "max_new_tokens": self.options.max_new_tokens or RANDOM_WEIGHTS_TOKEN_BUDGET}
 
     def default_checkpoint(self) -> Path:
         """The built-in checkpoint used without `model_path` (built on first use)."""
@@ -157,10 +185,12 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         return f"{self.family} ({self.name})"
 
     def prepare(self) -> None:
-        """Builds the default checkpoint when no `model_path` is set, and with `pre_quantize`
-        exports the recipe once (its own process, before measuring)."""
+        """Builds the default checkpoint when no `model_path` is set, with `lora_merge` the merged
+        checkpoint, and with `pre_quantize` exports the recipe once (its own process, before measuring)."""
         if not self.options.model_path:
             self.default_checkpoint()
+        if self.options.lora_merge:
+            self.base_checkpoint()
         if self.options.pre_quantize:
             from candidates.recipes.export import ensure_exported
 
@@ -171,7 +201,30 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
             from candidates.recipes.export import ensure_exported
 
             return ensure_exported(self.spec)  # already there when prepare() ran
+        return self.base_checkpoint()
+
+    def base_checkpoint(self) -> Path:
+        """The weights the recipe starts from: `model_path` (or the built-in one), with `lora_merge`
+        that checkpoint with the adapter merged in (built once into the cache)."""
+        path = self.source_checkpoint()
+        if not self.options.lora_merge:
+            return path
+        from candidates.recipes import lora
+
+        check_checkpoint(path, self.options.allow_pickle, self.label())
+        return lora.merged_checkpoint(path, self.adapter(), resolve_class(self.model_class_name()), self.label(),
+                                      trust_remote_code=self.options.trust_remote_code)
+
+    def source_checkpoint(self) -> Path:
         return Path(self.options.model_path) if self.options.model_path else self.default_checkpoint()
+
+    def adapter(self):
+        """The `lora` option as a checked adapter (candidates/recipes/lora.py), or None."""
+        if not self.options.lora:
+            return None
+        from candidates.recipes import lora
+
+        return lora.find(self.options.lora, self.label())
 
     def _common(self) -> dict[str, Any]:
         return {"local_files_only": True, "trust_remote_code": self.options.trust_remote_code}
@@ -190,6 +243,11 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         manifest = read_manifest(path)  # an export: the libraries of the steps baked into it too
         baked = recipes.parse(manifest.baked_recipe, self.parts) if manifest is not None else []
         recipes.preload_imports(self.steps + baked)
+        unmerged = self.adapter() is not None and not self.options.lora_merge
+        if not self.options.pre_quantize and (unmerged or (path / "adapter_config.json").is_file()):
+            from candidates.recipes import lora
+
+            lora.preload()  # an adapter will be put on at load (or transformers loads the checkpoint's own)
         self.processor = self.load_processor(path, self._common())
 
     def load(self, device: str) -> None:
@@ -208,13 +266,44 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
         forward = inspect.signature(self.forward_module().forward).parameters
         # transformers renamed some forwards' `past_key_values` to `cache` (5.2x); use what this one has.
         self._cache_arg = "cache" if "cache" in forward else "past_key_values"
+        adapted = self.attach_adapter(path)  # before the post-load steps, which then see the LoRA layers
         self.after_load()
-        self.applied = loaded.applied + recipes.apply(self.model, loaded.steps, self.parts, self.hidden_states)
+        self.applied = loaded.applied + adapted + recipes.apply(self.model, loaded.steps, self.parts, self.hidden_states)
+
+    def attach_adapter(self, path: Path) -> list[dict]:
+        """Puts the `lora` adapter on the loaded model (unmerged), or says that it is merged into
+        the loaded weights; what it says goes into the run record's recipe_applied."""
+        from candidates.recipes import lora
+
+        if self.options.pre_quantize:
+            return []  # an export: the merged adapter is in its weights and its recipe_applied
+        merged = lora.merge_record(path)
+        if merged is not None:
+            return [{"step": "lora", "merged": True, "at": "prepare", "merged_checkpoint": str(path), **merged}]
+        adapter = self.adapter()
+        if lora.has_adapter(self.model):  # transformers loaded the checkpoint's own (its adapter_config.json)
+            if adapter is not None:
+                raise lora.AdapterError(f"{self.label()}: {path} ships its own adapter, which transformers loaded with "
+                                        f"it; a second one (lora = {adapter.given!r}) on top is not supported")
+            return [{"step": "lora", "merged": False, "at": "load", "adapter": f"{path} (the checkpoint's own)",
+                     "lora_layers": len(lora.tuner_layers(self.model))}]
+        if adapter is None:
+            return []
+        return [{"step": "lora", "merged": False, "at": "load", **lora.attach(self.model, adapter, self.label())}]
+
+    def needs_calibration(self) -> bool:
+        """Only when the steps run here: a `pre_quantize` candidate loads its export, calibrated
+        once when `prepare()` made it."""
+        return not self.options.pre_quantize and super().needs_calibration()
 
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
         """Writes the loaded model, its recipe applied, so that it loads pre-quantized (candidates/recipes/export.py)."""
-        from candidates.recipes.export import export_model
+        from candidates.recipes import lora
+        from candidates.recipes.export import ExportError, export_model
 
+        if lora.has_adapter(self.model):
+            raise ExportError(f"{self.label()}: an unmerged LoRA adapter cannot be exported; set lora_merge = true so "
+                              "that the export holds the merged (and then quantized) weights")
         return export_model(self.model, self.processor, out_dir, self.steps, self.applied, provenance).to_dict()
 
     def _check_parts(self) -> None:
@@ -289,30 +378,35 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
 
     def token_budget(self, request: Request) -> int:
         """How many new tokens this request may get (a family caps it where its model must)."""
-        return request.max_new_tokens
+        cap = self.options.max_new_tokens or (RANDOM_WEIGHTS_TOKEN_BUDGET if self.random_weights() else None)
+        return request.max_new_tokens if cap is None else max(1, min(request.max_new_tokens, cap))
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def generate(self, request: Request, on_token: TokenCallback) -> Generation:
-        """Greedy, each token reported as it exists; the tokens streamed must be the ids returned,
+        """Greedy, each token reported as it exists (with its text to a callback that wants it,
+        harness/streaming.py); the tokens streamed must be the ids returned,
         else TPOT would be computed over other tokens than the ones counted (a sample error)."""
         import torch
 
         streamed = 0
+        report = reporter(on_token)
 
-        def counted(count: int = 1) -> None:
+        def counted(count: int = 1, text: str | None = None) -> None:
             nonlocal streamed
             streamed += count
-            on_token(count)
+            report(count, text)
 
+        if wants_text(on_token):
+            text_callback(counted)  # each token's text, decoded as the answer is (see harness/streaming.py)
         with torch.inference_mode():
             inputs = self.inputs([request])
             output = self.generator().generate(
                 **inputs,
                 max_new_tokens=self.token_budget(request),
                 do_sample=False,
-                streamer=transformers_streamer(counted),
+                streamer=transformers_streamer(counted, self.decode),
                 **self.generate_kwargs(),
             )
         new = self.new_tokens(output, inputs)[0]

@@ -203,7 +203,7 @@ class WhisperCandidate(TransformersCandidate):
 
     def token_budget(self, request: Request) -> int:
         """Whisper's decoder has 448 positions, the prompt ids included."""
-        return max(1, min(request.max_new_tokens, self.model.config.max_target_positions - self.prompt_ids.shape[1]))
+        return max(1, min(super().token_budget(request), self.model.config.max_target_positions - self.prompt_ids.shape[1]))
 
     def prefill(self, request: Request) -> dict:
         """Features + encoder + decoder forward over the forced prompt ids (the nota2025 TTFT)."""

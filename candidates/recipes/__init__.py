@@ -23,7 +23,18 @@ become `from_pretrained` arguments; the others run on the loaded model, in order
 | prune:PART:drop=N            | drop the N decoder layers just before the last one              |
 | prune:PART:drop=auto:N       | drop the block of N consecutive layers whose input and output   |
 |                              | hidden states are closest (angular distance) on calibration data|
+| wanda:PART:sparsity=S        | Wanda: zero the lowest |W|*||X_j|| of each output row          |
+| wanda:PART:nm=N:M            | ... or all but the N highest of every M consecutive weights     |
+|                              | (candidates/recipes/wanda.py)                                   |
+| ria:PART:sparsity=S / nm=N:M | RIA: relative importance * ||X_j||^0.5 (candidates/recipes/ria.py) |
+| drop-attn:PART:n=K           | LLM-Drop: remove the K attention / MLP sublayers whose output   |
+| drop-mlp:PART:n=K            | is most like their input (candidates/recipes/llm_drop.py)       |
+| gptq:PART:bits=B,group=G     | GPTQ, weights stored packed (candidates/recipes/gptq.py)        |
 | compile:PART                 | torch.compile PART's forward                                    |
+
+wanda, ria, drop-attn/drop-mlp and gptq need activations: the harness hands the family
+calibration requests (`needs_calibration` / `set_calibration`), and the step captures what the
+part's layers see while the family answers them (candidates/recipes/calibration.py).
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-PART_OPS = {"nf4", "int8", "int8-dynamic", "torchao-int8", "embed-int8", "prune", "compile"}
+CALIBRATED_OPS = {"wanda", "ria", "drop-attn", "drop-mlp", "gptq"}  # steps that need activations
+PART_OPS = {"nf4", "int8", "int8-dynamic", "torchao-int8", "embed-int8", "prune", "compile"} | CALIBRATED_OPS
 FAMILY_OPS = {"audio-ctx"}  # steps only some families implement; they name them in `parse(family_ops=...)`
 
 
@@ -71,9 +83,11 @@ def parse(recipe: list[str], parts: dict[str, str], family_ops: frozenset[str] =
             )
         args = dict(a.split("=", 1) for a in arg_text.split(",") if "=" in a) if arg_text else {}
         steps.append(Step(op, part, args, text))
-    for step in steps:
+    for step in steps:  # arguments are checked now, before anything loads
         if step.op == "audio-ctx":
-            audio_ctx_pad_s(step)  # checks the argument now, before anything loads
+            audio_ctx_pad_s(step)
+        elif step.op in CALIBRATED_OPS:
+            check_calibrated_step(step)
     if sum(s.op in ("nf4", "int8") for s in steps) > 1:
         raise RecipeError("only one bitsandbytes step (nf4:... or int8:...) per candidate")
     if any(s.op == "int8-dynamic" for s in steps) and any(s.op in ("bf16", "fp16") for s in steps):
@@ -106,6 +120,26 @@ def load_kwargs(steps: list[Step], parts: dict[str, str], device: str, keep: lis
             config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
         kwargs.update(quantization_config=config, device_map=device)
     return kwargs
+
+
+def check_calibrated_step(step: Step) -> None:
+    if step.op in ("wanda", "ria"):
+        from candidates.recipes.sparsity import parse_target
+
+        parse_target(step)
+    elif step.op in ("drop-attn", "drop-mlp"):
+        from candidates.recipes.llm_drop import parse_count
+
+        parse_count(step)
+    else:
+        from candidates.recipes.gptq import parse_gptq
+
+        parse_gptq(step)
+
+
+def needs_calibration(steps: list[Step]) -> bool:
+    return any(s.op in CALIBRATED_OPS or (s.op == "prune" and s.args.get("drop", "").startswith("auto:"))
+               for s in steps)
 
 
 def audio_ctx_pad_s(step: Step) -> float:
@@ -207,7 +241,20 @@ def apply(
             done.append({"step": step.text, **prune(part, step, calibrate)})
         elif step.op == "compile":
             done.append({"step": step.text, **compile_part(part)})
+        elif step.op in CALIBRATED_OPS and step.part == "all":  # each part on its own, in order
+            done.append({"step": step.text, "parts": {name: apply_calibrated(module_at(model, path), step, calibrate)
+                                                      for name, path in parts.items()}})
+        elif step.op in CALIBRATED_OPS:
+            done.append({"step": step.text, **apply_calibrated(part, step, calibrate)})
     return done
+
+
+def apply_calibrated(part, step: Step, calibrate: Callable[[Any], list[Any]] | None) -> dict[str, Any]:
+    """The steps that score weights or sublayers on calibration activations, each in its module."""
+    import importlib
+
+    module = {"wanda": "wanda", "ria": "ria", "drop-attn": "llm_drop", "drop-mlp": "llm_drop", "gptq": "gptq"}[step.op]
+    return importlib.import_module(f"candidates.recipes.{module}").apply(part, step, calibrate)
 
 
 def compile_part(part) -> dict[str, Any]:
@@ -308,7 +355,8 @@ def keep_layers(part, layers, path: str, keep: list[int]) -> None:
 
 class RecipeHooks:
     """The candidate hooks of a family with `self.steps`: asks the harness for calibration
-    requests when a recipe step needs activations (prune drop=auto), keeps them, and reports what
+    requests when a recipe step needs activations (prune drop=auto, wanda, ria, drop-attn/-mlp,
+    gptq), keeps them, and reports what
     the steps did (`self.applied`, filled by `apply`)."""
 
     steps: list[Step]
@@ -317,7 +365,7 @@ class RecipeHooks:
     supports_recipes = True
 
     def needs_calibration(self) -> bool:
-        return any(s.op == "prune" and s.args.get("drop", "").startswith("auto:") for s in self.steps)
+        return needs_calibration(self.steps)
 
     def set_calibration(self, requests: list) -> None:
         self.calibration = requests

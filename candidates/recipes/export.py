@@ -6,8 +6,9 @@ Two formats, both safetensors, both with a manifest `lalm_export.json` (ExportMa
 - `transformers`: `save_pretrained` of the model as it is after the recipe: fp32/bf16, a pruned
   config (`prune:`), bitsandbytes NF4 / LLM.int8() (transformers serializes their packed weights
   and quantization config, and `from_pretrained` loads them packed).
-- `lalm-quantized` (ours, for what transformers cannot serialize): torch.ao dynamic int8 linears
-  and the int8 embeddings / heads of candidates/recipes/quant_embed.py.
+- `lalm-quantized` (ours, for what transformers cannot serialize): torch.ao dynamic int8 linears,
+  the int8 embeddings / heads of candidates/recipes/quant_embed.py, GPTQ's packed linears
+  (candidates/recipes/gptq.py) and layers whose sublayers LLM-Drop removed (llm_drop.py).
     * `model.safetensors`: every tensor used as stored: plain parameters and buffers, and the
       int8 rows + fp32 scales of `Int8Embedding` / `Int8Linear` (`NAME.qweight`, `NAME.scale`);
     * `int8_dynamic.safetensors`: each dynamic linear's int8 weight (`NAME.weight_int8`), its
@@ -16,8 +17,11 @@ Two formats, both safetensors, both with a manifest `lalm_export.json` (ExportMa
       live in a file of their own whose mapping is dropped once packed;
     * the manifest's `modules` says which module is what: `{"kind": "int8-dynamic", "qscheme":
       "per_tensor_affine" | "per_channel_affine"}`, `{"kind": "embed-int8", "padding_idx": ...}`,
-      `{"kind": "int8-tied-head", "tied_to": EMBEDDING}`, `{"kind": "int8-linear"}`; `aliases`
-      maps a tied plain tensor to the one stored.
+      `{"kind": "int8-tied-head", "tied_to": EMBEDDING}`, `{"kind": "int8-linear"}`,
+      `{"kind": "gptq", "bits", "group", "in_features"}` (its `qweight`, `scales`, `qzeros`, `bias`
+      are in model.safetensors), `{"kind": "dropped-sublayers", "removed": ["attn" | "mlp"]}` (a
+      layer rebuilt without them before its tensors are assigned); `aliases` maps a tied plain
+      tensor to the one stored.
   The loader builds the model skeleton with empty (meta) weights from `config.json`, puts the
   quantized modules in place from their stored tensors and assigns the rest, so the fp32 weights
   of a quantized module never exist in memory.
@@ -105,6 +109,10 @@ def _quantized_modules(model) -> dict[str, Any]:
             found[name] = "int8-dynamic"
         elif type(module) in kinds:
             found[name] = kinds[type(module)]
+        elif type(module).__name__ == "GPTQLinear":
+            found[name] = "gptq"
+        elif getattr(module, "lalm_dropped", None):
+            found[name] = "dropped-sublayers"
     return found
 
 
@@ -192,6 +200,10 @@ def _save_lalm(model, quantized: dict[str, str], out_dir: Path, manifest: Export
                         embed_scale=module.embed_scale)
         elif kind == "int8-tied-head":
             info["tied_to"] = next(n for n, m in model.named_modules() if m is module.tied_to)
+        elif kind == "gptq":
+            info.update(bits=module.bits, group=module.group, in_features=module.in_features)
+        elif kind == "dropped-sublayers":
+            info["removed"] = sorted(module.lalm_dropped)
         manifest.modules[name] = info
     plain = {}
     stored_by_ptr: dict[tuple[int, int], str] = {}
@@ -293,7 +305,8 @@ def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str, tr
     from candidates.recipes.quant_embed import Int8Embedding, Int8Linear, Int8TiedHead, _set_module
 
     if not device.startswith("cpu"):
-        raise ExportError(f"{path}: int8-dynamic / embed-int8 exports run on the CPU only (asked for {device})")
+        raise ExportError(f"{path}: lalm-quantized exports (int8-dynamic, embed-int8, gptq, drop-attn/-mlp) load on "
+                          f"the CPU only (asked for {device})")
     config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
     dtype = getattr(torch, manifest.dtype)
     with init_empty_weights(include_buffers=False):  # parameters on `meta`; computed buffers real
@@ -305,6 +318,11 @@ def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str, tr
     # own modules at those paths stay empty until replaced below).
     int8_tensors = {key: plain.pop(key) for key in list(plain)
                     if key.rpartition(".")[0] in kinds and kinds[key.rpartition(".")[0]]["kind"] != "int8-dynamic"}
+    dropped = {name: info["removed"] for name, info in kinds.items() if info["kind"] == "dropped-sublayers"}
+    if dropped:  # LLM-Drop: the skeleton loses the removed sublayers before anything is assigned
+        from candidates.recipes.llm_drop import restore
+
+        restore(model, dropped)
     result = model.load_state_dict(plain, strict=False, assign=True)
     if result.unexpected_keys:
         raise ExportError(f"{path / PLAIN_FILE}: tensors the model does not have: {', '.join(result.unexpected_keys[:5])}")
@@ -316,6 +334,12 @@ def load_lalm(model_class, path: Path, manifest: ExportManifest, device: str, tr
         elif info["kind"] == "int8-linear":
             _set_module(model, name, Int8Linear(int8_tensors[f"{name}.qweight"], int8_tensors[f"{name}.scale"],
                                                 int8_tensors.get(f"{name}.bias")))
+        elif info["kind"] == "gptq":
+            from candidates.recipes.gptq import GPTQLinear
+
+            _set_module(model, name, GPTQLinear(int8_tensors[f"{name}.qweight"], int8_tensors[f"{name}.scales"],
+                                                int8_tensors[f"{name}.qzeros"], info["bits"], info["group"],
+                                                info["in_features"], int8_tensors.get(f"{name}.bias")))
     for name, info in kinds.items():
         if info["kind"] == "int8-tied-head":
             tied_to = model.get_submodule(info["tied_to"])

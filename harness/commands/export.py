@@ -24,7 +24,6 @@ from harness.registry import build
 from harness.spec import CandidateSpec
 
 CANDIDATE_FILE = "candidate.toml"
-CALIBRATION_CLIPS = 4
 
 
 class ExportFailed(Exception):
@@ -89,10 +88,10 @@ def export_candidate(spec: CandidateSpec, out_dir: Path, name: str | None = None
 
 
 def calibration_requests(candidate: Candidate, data: Path | None) -> list:
-    """The first readable clips of `data` (or of the demo data of the candidate's first task),
-    as a measured run's calibration would take them from its first suite."""
+    """A seeded sample of the readable clips of `data` (or of the demo data of the candidate's
+    first task), as a measured run's calibration takes them from its first suite."""
     from harness.data.audio import load_audio
-    from harness.data.errors import AudioError
+    from harness.data.calibration import pick_calibration
     from harness.data.loaders import load_data
     from harness.suites import SUITES
     from harness.types import Request
@@ -104,16 +103,8 @@ def calibration_requests(candidate: Candidate, data: Path | None) -> list:
             raise ExportFailed(f"this recipe needs calibration clips and suite {task!r} has no demo data; pass --data")
         data = suite.demo_file
     samples, _ = load_data(Path(data), None, None, None)
-    requests = []
-    for sample in [s for s in samples if s.task == task]:
-        try:
-            audio, _ = load_audio(sample.audio_path)
-        except AudioError:
-            continue
-        requests.append(Request(sample.sample_id, audio, task, suite.prompt, suite.max_new_tokens))
-        if len(requests) == CALIBRATION_CLIPS:
-            break
-    return requests
+    picked = pick_calibration([s for s in samples if s.task == task], lambda s: load_audio(s.audio_path)[0])
+    return [Request(s.sample_id, audio, task, suite.prompt, suite.max_new_tokens) for s, audio in picked]
 
 
 def _toml_value(value: Any) -> str:

@@ -17,7 +17,9 @@ from typing import Any
 
 from harness.run import environment
 from harness.run.plan import plans_from_job
+from harness.score.judge import JudgeError, load_judge
 from harness.score.scoring import run_coverage, score_suites
+from harness.score.tasks import annotate_run
 from records import files
 from records.schema import RecordError
 
@@ -31,6 +33,7 @@ class RescoreResult:
     run_id: str
     run_dir: Path
     changes: list[str] = field(default_factory=list)  # "asr.wer: 0.1 -> 0.2", one per change
+    judge_requests: int = 0  # qa answers sent to the judge (0 unless --rejudge or never judged)
 
     @property
     def changed(self) -> bool:
@@ -42,8 +45,13 @@ def _need(path: Path, what: str) -> None:
         raise RescoreError(f"{path}: not found; {what}")
 
 
-def rescore_run(run_dir: Path, aac_cache: Path | None = None) -> RescoreResult:
-    """Re-scores one run folder; writes run.json (atomically) only when something changed."""
+def rescore_run(run_dir: Path, aac_cache: Path | None = None, judge: Path | None = None,
+                rejudge: bool = False) -> RescoreResult:
+    """Re-scores one run folder; writes run.json (atomically) only when something changed.
+
+    qa judgements stored on the prediction lines are reused (no request is sent); `judge` (a
+    judge file) judges the answers that have none, and `rejudge` judges every answer again, with
+    `judge` or else the judge file the run was given."""
     run_dir = Path(run_dir)
     job_path, predictions_path = run_dir / files.JOB_FILE, run_dir / files.PREDICTIONS_FILE
     _need(run_dir / files.RUN_FILE, "a run folder holds run.json once its run has finished")
@@ -62,6 +70,14 @@ def rescore_run(run_dir: Path, aac_cache: Path | None = None) -> RescoreResult:
     except KeyError as err:
         raise RescoreError(f"{job_path}: no suite {err} among the registered suites "
                            "(install the plugin that provides it)") from None
+    judge_path = judge or (job.options.get("judge") if rejudge else None)
+    if rejudge and not judge_path:
+        raise RescoreError(f"{run_dir}: --rejudge needs a judge, and the run was given none; pass --judge FILE")
+    try:
+        config = load_judge(Path(judge_path)) if judge_path else None
+    except JudgeError as err:
+        raise RescoreError(str(err)) from None
+    sent = annotate_run(run_dir, plans, config, rejudge)
     new = score_suites(plans, files.read_predictions(predictions_path), protocol)
     old = record.suites or {}
     for name, block in new.items():
@@ -72,7 +88,7 @@ def rescore_run(run_dir: Path, aac_cache: Path | None = None) -> RescoreResult:
         block.update({key: value for key, value in before.items() if key not in block})
     new = json.loads(json.dumps(new))  # the values exactly as run.json will hold them
     suites = {**old, **new}  # a suite the job does not name stays as it was
-    result = RescoreResult(record.run_id, run_dir)
+    result = RescoreResult(record.run_id, run_dir, judge_requests=sent)
     result.changes = describe_changes(old, new)
     coverage = run_coverage(suites)
     if suites == old and record.coverage == coverage:

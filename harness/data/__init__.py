@@ -2,4 +2,4 @@
 
 # The data formats the loaders read (`--format`; harness/data/loaders): here, in a module that
 # imports nothing, so that bench.py's options can list them without loading the loaders.
-DATA_FORMATS = ("json", "librispeech", "clotho", "audiocaps", "hf")
+DATA_FORMATS = ("json", "librispeech", "clotho", "audiocaps", "hf", "mmau", "airbench")

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from harness.data.errors import DataError, Problem
+from harness.data.questions import check_question
 from harness.suites import suite_for_task
 from harness.types import Sample
 
@@ -107,7 +108,13 @@ def load_annotation_json(path: Path, audio_root: Path | None = None) -> tuple[li
             problems.append(Problem(where, f"wrong type for field(s) {', '.join(wrong)}",
                                     str(sample_id), suite_name))
             continue
+        asked, wrong_question = check_question(entry, suite_name)
+        if wrong_question:
+            problems.append(Problem(where, "; ".join(wrong_question), str(sample_id), suite_name))
+            continue
         references = [str(r) for r in (refs or ([entry["text"]] if entry.get("text") else []))]
+        if asked.get("answer") and not references:  # mcq: the right choice; qa: the reference answer
+            references = [asked["answer"]]
         if ids[sample_id] > 1:
             problems.append(Problem(where, f"duplicate testset_id (appears {ids[sample_id]} times)", sample_id,
                                     suite_name, references))
@@ -121,20 +128,24 @@ def load_annotation_json(path: Path, audio_root: Path | None = None) -> tuple[li
             problems.append(Problem(where, f"audio file not found: {audio}", sample_id, suite_name, references))
             continue
         source = f"{path}:{lines[index]}" if lines[index] else f"{path}:{where}"
-        samples.append(Sample(sample_id, suite.name, str(audio), references, source))
+        samples.append(Sample(sample_id, suite.name, str(audio), references, source, **asked))
     return samples, problems
 
 
 def dataset_hash(samples: list[Sample]) -> str:
     """First 16 hex digits of sha256 over the sorted sample ids and their references.
 
-    Two runs with the same hash were scored on the same items against the same references,
-    whatever file format or audio paths they were read from.
+    Two runs with the same hash were scored on the same items against the same references (and,
+    for per-sample questions, the same questions and choices), whatever file format or audio paths
+    they were read from.
     """
     import hashlib
 
     digest = hashlib.sha256()
     for sample in sorted(samples, key=lambda s: s.sample_id):
-        digest.update(json.dumps([sample.sample_id, list(sample.references)], ensure_ascii=False).encode("utf-8"))
+        item = [sample.sample_id, list(sample.references)]
+        if getattr(sample, "question", None) is not None:  # the question is part of the item (suites mcq, qa)
+            item += [sample.question, sample.choices]
+        digest.update(json.dumps(item, ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:16]

@@ -168,6 +168,7 @@ def _answer_alone(suite: JobSuite, sample: JobSample, hooks: WorkerHooks) -> Pre
 
 def _answer_group(candidate, suite: JobSuite, group: list[JobSample], window: float | None, run_dir: Path,
                   hooks: WorkerHooks) -> list[Prediction]:
+    from harness.data import questions
     from harness.data.audio import load_audio
     from harness.data.errors import AudioError
     from harness.types import SAMPLE_RATE, Request
@@ -185,7 +186,10 @@ def _answer_group(candidate, suite: JobSuite, group: list[JobSample], window: fl
         if window is not None and record.audio_s > window:
             records.append(_answer_alone(suite, sample, hooks))  # long audio: the single path handles it
             continue
-        requests.append(Request(sample.sample_id, audio, suite.name, suite.prompt, suite.max_new_tokens))
+        prompt = questions.render(suite.prompt, sample.question, sample.choices)
+        requests.append(Request(sample.sample_id, audio, suite.name, prompt, suite.max_new_tokens))
+        if sample.question is not None:  # a per-sample prompt: the record keeps the exact text asked
+            record.prompt = prompt
         members.append(record)
     if not requests:
         return records

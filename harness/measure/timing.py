@@ -56,8 +56,9 @@ class TokenTimer:
         self.first_time = self.last_time = None
         self.n_tokens = self._first_count = 0
 
-    def on_token(self, count: int = 1) -> None:
-        """Called by the candidate when `count` new tokens exist (1 for streaming decoders)."""
+    def on_token(self, count: int = 1, text: str | None = None) -> None:
+        """Called by the candidate when `count` new tokens exist (1 for streaming decoders); their
+        text, when a candidate gives it, is not needed for timing."""
         now = self._now()
         if self.first_time is None:
             self.first_time = now
@@ -77,6 +78,31 @@ class TokenTimer:
         if self.first_time is not None and later_tokens > 0 and self.last_time > self.first_time:
             tpot = (self.last_time - self.first_time) / later_tokens
         return RequestTiming(ttft_s=ttft, tpot_s=tpot, e2e_s=end - self.start_time, n_tokens=tokens)
+
+
+# A served answer whose chunks mostly arrive together was buffered by the server (or a proxy):
+# the client's TPOT is then the time to parse chunks, not the model's time per token. Flagged when
+# at least BUFFERED_SHARE of the gaps between its chunks are under BUFFERED_GAP_MS, on answers of
+# at least BUFFERED_MIN_TOKENS tokens (docs/guides/served-models.md#buffered-streams).
+BUFFERED_GAP_MS = 1.0
+BUFFERED_SHARE = 0.9
+BUFFERED_MIN_TOKENS = 8
+BUFFERED_RULE = (f">= {BUFFERED_SHARE:.0%} of inter-chunk gaps under {BUFFERED_GAP_MS:g} ms on answers of "
+                 f">= {BUFFERED_MIN_TOKENS} tokens")
+
+
+def stream_buffered(gaps_ms: list[float], n_tokens: int) -> bool:
+    """Whether a streamed answer arrived buffered (see BUFFERED_RULE)."""
+    if n_tokens < BUFFERED_MIN_TOKENS or not gaps_ms:
+        return False
+    return sum(gap < BUFFERED_GAP_MS for gap in gaps_ms) >= BUFFERED_SHARE * len(gaps_ms)
+
+
+def buffered_reason(n_buffered: int, n_requests: int) -> str:
+    """Why a run's (or a load level's) TPOT is unavailable when some of its answers were buffered."""
+    return (f"TPOT unavailable: {n_buffered} of {n_requests} answers arrived as a buffered stream ({BUFFERED_RULE}), "
+            "so the gaps between chunks are not the model's time per token; latency is the median TTFT, "
+            "which then covers the whole decode")
 
 
 def summarize(values_ms: list[float | None]) -> dict[str, float | int | None]:

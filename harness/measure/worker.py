@@ -17,8 +17,8 @@ import traceback
 from pathlib import Path
 
 from harness.candidate import Candidate, overrides
-from harness.data import long_audio, prompts
-from harness.data.audio import load_audio
+from harness.data import long_audio, prompts, questions
+from harness.data.audio import audio_loader
 from harness.data.errors import AudioError
 from harness.measure import quality_pass
 from harness.measure.memory import RssTracker, release_free_heap
@@ -140,11 +140,16 @@ def phase(method):
     return run
 
 
+# How this child reads its clips (`--audio-loading`), set once from the job when the child starts.
+_LOADING = {"load": audio_loader("harness")}
+
+
 class ChildRun:
     """One job in the measured child, as named phases (PHASES) that run in their order."""
 
     def __init__(self, job: JobFile):
         self.job = job
+        _LOADING["load"] = audio_loader(job.options.get("audio_loading", "harness"))
         self.done: list[str] = []
         self.run_dir = Path(job.run_dir)
         self.predictions = self.run_dir / files.PREDICTIONS_FILE
@@ -170,11 +175,18 @@ class ChildRun:
         self.done_samples = {p.key: p for p in files.repair_predictions(self.predictions)}
         self.candidate = build(CandidateSpec(**self.job.spec))  # cheap by contract: no weights, no heavy imports
         served_by = self.candidate.served_by()
-        if served_by is None:
+        uses_torch = self.candidate.imports_torch()
+        if uses_torch:
             import_frameworks()
-        _prime_harness(torch_kernels=served_by is None)
-        # A served model's device is its server's; this process is only the (timed) client.
-        self.device = "served" if served_by else gpu.resolve_device(self.job.device)
+        _prime_harness(torch_kernels=uses_torch)
+        # A served model's device is its server's; this process is only the (timed) client. A
+        # candidate without torch computes on the CPU unless a device is named.
+        if served_by:
+            self.device = "served"
+        elif not uses_torch and self.job.device == "auto":
+            self.device = "cpu"
+        else:
+            self.device = gpu.resolve_device(self.job.device)
         self.summary.device = self.device
 
     @phase
@@ -316,21 +328,18 @@ def _nota2025(candidate: Candidate, job: JobFile, device: str, sync, rss: RssTra
 
 
 def _request(suite: JobSuite, sample: JobSample, audio) -> Request:
-    return Request(sample.sample_id, audio, suite.name, suite.prompt, suite.max_new_tokens)
+    prompt = questions.render(suite.prompt, sample.question, sample.choices)  # the suite's template, filled
+    return Request(sample.sample_id, audio, suite.name, prompt, suite.max_new_tokens)
 
 
-def _calibrate(candidate: Candidate, job: JobFile, n: int = 4) -> list[str]:
-    """Hands the first few readable samples of the first suite to recipes that need activations."""
+def _calibrate(candidate: Candidate, job: JobFile) -> list[str]:
+    """Hands a seeded sample of the first suite's readable clips to recipes that need
+    activations (harness/data/calibration.py); the ids go into the record."""
+    from harness.data.calibration import pick_calibration
+
     suite = job.suites[0]
-    requests = []
-    for sample in suite.samples:
-        try:
-            audio, _ = load_audio(sample.audio_path)
-        except AudioError:
-            continue
-        requests.append(_request(suite, sample, audio))
-        if len(requests) == n:
-            break
+    picked = pick_calibration(suite.samples, lambda sample: _LOADING["load"](sample.audio_path)[0])
+    requests = [_request(suite, sample, audio) for sample, audio in picked]
     candidate.set_calibration(requests)
     return [r.sample_id for r in requests]
 
@@ -349,7 +358,7 @@ def _warm_up(candidate: Candidate, job: JobFile, timer: TokenTimer, done: dict[t
     fresh = [c for c in good if (c[0].name, c[1].sample_id) in done]
     for suite, sample in fresh + [c for c in good if c not in fresh]:
         try:
-            audio, _ = load_audio(sample.audio_path)
+            audio, _ = _LOADING["load"](sample.audio_path)
         except AudioError:
             continue
         request = _request(suite, sample, audio)
@@ -377,7 +386,7 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
     """The one builder of a measured prediction line (the batched pass starts from it too)."""
     record = Prediction(sample.sample_id, suite.name, sample.references)
     try:
-        audio, rate = load_audio(sample.audio_path)
+        audio, rate = _LOADING["load"](sample.audio_path)
     except AudioError as err:
         record.error = str(err)
         return record
@@ -389,6 +398,8 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
                         f"of {minimum:g} s (a broken or empty recording?)")
         return record
     request = _request(suite, sample, audio)
+    if sample.question is not None:  # a per-sample prompt: the record keeps the exact text asked
+        record.prompt = request.prompt
     try:
         pieces = long_audio.split(request, window_s, suite.long_audio, candidate.preferred_window_s())  # slices only
     except long_audio.LongAudioRefused as err:
@@ -419,6 +430,8 @@ def _run_sample(candidate: Candidate, suite: JobSuite, sample: JobSample, timer:
     record.e2e_ms = timing.e2e_s * ms
     info = {k: v for k, v in generation.info.items() if not (pieces.native and k == "segments")}  # in `windows`
     record.info = info or None
+    if any((g.info or {}).get("stream_buffered") for g in generations):  # a served answer that arrived buffered
+        record.stream_buffered, record.tpot_ms = True, None  # its chunk gaps are not the model's TPOT
     return record
 
 

@@ -7,6 +7,7 @@ predictions into the run record, even when the child crashed half-way.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from harness.run.library_logs import library_logs_to
 from harness.run.plan import job_for, plan, plan_batched, plans_from_job
 from harness.run.record import build_record
 from harness.run.run_options import RunError, RunOptions
+from harness.score.judge import load_judge
 from harness.score.scoring import efficiency_block
+from harness.score.tasks import annotate_run
 from harness.spec import CandidateSpec
 from records import files
 from records.job import JobFile
@@ -96,6 +99,7 @@ def _run_and_record(run_dir: Path, job: JobFile, candidate, options: RunOptions,
         error = describe_exit(code, timed_out)
         break
     repeat_errors = _run_repeats(run_dir, job, options, deadline) if error is None and options.repeat > 1 else []
+    _annotate(run_dir, plans, options)
     with library_logs_to(run_dir / "worker.log"):  # scoring imports aac-metrics -> torch -> torchao chatter
         record = build_record(job, run_dir, options, plans, error)
         if options.repeat > 1 and error is None:
@@ -105,6 +109,19 @@ def _run_and_record(run_dir: Path, job: JobFile, candidate, options: RunOptions,
     record.executor = executor
     files.write_run_record(run_dir, record)
     return run_dir, record
+
+
+def _annotate(run_dir: Path, plans, options: RunOptions) -> None:
+    """mcq's choices and qa's judgements onto the prediction lines, after every measured child has
+    ended, so that judging never touches a timing; a judge that breaks leaves qa unjudged, never
+    the run without its record."""
+    judge = load_judge(options.judge) if options.judge else None
+    if judge is not None and options.progress and any(p.suite.name == "qa" for p in plans):
+        print(f"judging the qa answers: {judge.model} at {judge.identity()['base_url']}", file=sys.stderr)
+    try:
+        annotate_run(run_dir, plans, judge)
+    except Exception as err:  # e.g. an openai client that cannot be built: the record says qa is not judged
+        print(f"warning: answers not annotated ({type(err).__name__}: {err})", file=sys.stderr)
 
 
 def _run_repeats(run_dir: Path, job: JobFile, options: RunOptions, deadline: float | None) -> list[str]:

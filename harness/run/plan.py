@@ -102,7 +102,8 @@ def job_for(run_id: str, run_dir: Path, options: RunOptions, spec: CandidateSpec
                 min_audio_s=p.suite.min_audio_s,
                 long_audio=options.long_audio_for(p.suite, native, spec.name),
                 dataset=p.dataset,
-                samples=[JobSample(s.sample_id, s.audio_path, s.references) for s in p.samples],
+                samples=[JobSample(s.sample_id, s.audio_path, s.references, question=s.question, choices=s.choices,
+                                   answer=s.answer, category=s.category) for s in p.samples],
                 skipped=[SkippedSample(q.where, q.reason, q.sample_id, q.references) for q in p.skipped],
             )
             for p in plans
@@ -134,7 +135,8 @@ def plans_from_job(job: JobFile | dict, aac_cache: Path | str | None = None) -> 
         SuitePlan(
             SUITES[suite.name],
             suite.dataset,
-            [Sample(s.sample_id, suite.name, s.audio_path, s.references) for s in suite.samples],
+            [Sample(s.sample_id, suite.name, s.audio_path, s.references, question=s.question, choices=s.choices,
+                    answer=s.answer, category=s.category) for s in suite.samples],
             [Problem(q.where, q.reason, q.sample_id, suite.name, q.references) for q in suite.skipped],
             aac_cache=Path(aac_cache) if aac_cache else None,
         )

@@ -82,6 +82,7 @@ def _settings(options: RunOptions, batched: bool) -> dict:
         **({"batch_size": options.batch_size, "efficiency_samples": options.efficiency_samples} if batched else {}),
         "prompts": options.prompts,
         "long_audio": options.long_audio,  # None: each suite's default (see suites.*.long_audio.mode)
+        "audio_loading": options.audio_loading,
     }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from harness.data import DATA_FORMATS, long_audio, prompts
+from harness.data.audio import AUDIO_LOADINGS
 from harness.suites import Suite
 
 PROTOCOLS = ("default", "nota2025")  # measurement protocols (docs/concepts/measurement.md)
@@ -19,7 +20,7 @@ DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Smallest allowed value of each numeric option (click enforces the same for `bench.py run`).
 MINIMUMS = {"threads": 1, "limit": 1, "warmup": 0, "repeat": 1, "batch_size": 1, "efficiency_samples": 1,
             "timeout_s": 0, "sample_timeout_s": 0}
-PATH_FIELDS = ("data", "results", "audio_root", "audio_dir", "aac_cache")
+PATH_FIELDS = ("data", "results", "audio_root", "audio_dir", "aac_cache", "judge")
 
 
 class RunError(Exception):
@@ -50,7 +51,9 @@ class RunOptions:
     efficiency_samples: int = 50  # with batch_size > 1: samples timed at batch 1, per suite
     prompts: str = "suite"  # suite: the suites' (competition) prompts | model: each model's own (harness/data/prompts.py)
     long_audio: str | None = None  # native | chunk | truncate | fail; None: each suite's default (harness/data/long_audio.py)
+    audio_loading: str = "harness"  # harness | organisers (harness/data/audio.py AUDIO_LOADINGS)
     sweep_cell: str | None = None  # the sweep cell this run measures (harness/sweep/spec.py); None outside sweeps
+    judge: Path | None = None  # judge file (TOML) of the qa suite's LLM judge (harness/score/judge.py)
 
     def __post_init__(self) -> None:
         for name in PATH_FIELDS:  # a resumed job and the API give strings
@@ -89,9 +92,21 @@ def option_problems(values: dict) -> list[str]:
                 check(values[name])
             except ValueError as err:
                 problems.append(str(err))
+    loading = values.get("audio_loading")
+    if loading is not None and loading not in AUDIO_LOADINGS:
+        problems.append(f"unknown --audio-loading {loading!r}; choose one of {', '.join(AUDIO_LOADINGS)}")
+    elif loading == "organisers" and (values.get("batch_size") or 1) > 1:
+        problems.append("--audio-loading organisers applies to batch-1 runs (run it with --batch-size 1)")
     data_format = values.get("data_format")
     if data_format is not None and data_format not in DATA_FORMATS:
         problems.append(f"unknown data format {data_format!r}; known: {', '.join(DATA_FORMATS)}")
+    if values.get("judge") is not None:  # read now: a broken judge file stops the run before the model loads
+        from harness.score.judge import JudgeError, load_judge
+
+        try:
+            load_judge(values["judge"])
+        except JudgeError as err:
+            problems.append(str(err))
     device = values.get("device")
     if device is not None and not DEVICE.fullmatch(str(device)):
         problems.append(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")

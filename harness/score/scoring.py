@@ -7,8 +7,9 @@ from typing import Any
 from harness.data.annotation import dataset_hash
 from harness.data.text import normalize_transcript
 from harness.measure.roofline import roofline
-from harness.measure.timing import latency_ms, summarize
+from harness.measure.timing import buffered_reason, latency_ms, summarize
 from harness.score import bootstrap
+from harness.score import tasks as question_suites
 from harness.score.metrics import caption_metrics, caption_scores, wer_metrics, wer_of_normalized, wer_per_sample
 from harness.score.nota2025 import nota_caption, nota_wer
 from records.prediction import Prediction, as_prediction
@@ -65,11 +66,23 @@ def score_suite(plan, predictions: list[dict], protocol: str = "default",
         "metrics_scored_only": {},
         "metrics_ci": {},
     }
+    if suite.primary_range is not None:  # lets the leaderboard combine several extra suites
+        block["primary_range"] = list(suite.primary_range)
     planned_ids = {s.sample_id for s in plan.samples}
     block["efficiency"] = _timings([
         r for r in (predictions if timed is None else timed)
         if r.task == name and r.sample_id in planned_ids and r.error is None and r.e2e_ms is not None
     ])
+    if name in question_suites.SUITES:  # per-sample questions: harness/score/tasks.py
+        judge = question_suites.judge_of(records)
+        if judge is not None:
+            block["judge"] = judge
+        try:
+            block["metrics"], block["metrics_scored_only"], block["metrics_ci"], notices = question_suites.score(plan, by_id)
+            block["notices"] += notices
+        except Exception as err:  # keep the record (and the predictions) even when a metric breaks
+            block["notices"].append(f"scoring failed: {type(err).__name__}: {err}")
+        return block
     rows = planned_rows(plan, by_id)
     unknown = sum(1 for refs, _ in rows[len(plan.samples):] if not refs)
     if unknown:
@@ -180,7 +193,10 @@ def _score_plugin(suite, hyps: list[str], refs: list[list[str]]) -> tuple[dict, 
 
 def _timings(records: list[Prediction]) -> dict[str, Any]:
     ttft = summarize([r.ttft_ms for r in records])
-    tpot = summarize([r.tpot_ms for r in records])
+    buffered = sum(1 for r in records if r.stream_buffered)
+    # A server that buffers some answers buffers the short ones too (too short to be flagged): the
+    # run's TPOT is then unavailable as a whole, never the near-zero gap between buffered chunks.
+    tpot = summarize([] if buffered else [r.tpot_ms for r in records])
     e2e = summarize([r.e2e_ms for r in records])
     e2e_s = sum(r.e2e_ms for r in records) / 1000.0
     tokens = sum(r.n_tokens or 0 for r in records)
@@ -193,6 +209,8 @@ def _timings(records: list[Prediction]) -> dict[str, Any]:
         "e2e_ms": e2e,
         "latency_ms": latency_ms(ttft, tpot),
         "tpot_available": tpot["n"] > 0,
+        **({"stream_buffered": {"samples": buffered, "of": len(records)},
+            "tpot_unavailable_reason": buffered_reason(buffered, len(records))} if buffered else {}),
         "tokens_per_s": tokens / e2e_s if e2e_s else None,
         "rtfx": audio_s / e2e_s if e2e_s else None,
     }
@@ -229,7 +247,9 @@ def efficiency_block(predictions: list[Prediction], worker: WorkerSummary, devic
     block["roofline"] = roofline(
         worker.decoder_weights_bytes, worker.bandwidth_gbps, block["tpot_ms"]["p50"]
     )
-    if not block["tpot_available"] and block["latency_ms"] is not None:
+    if block.get("tpot_unavailable_reason") and block["latency_ms"] is not None:
+        block["latency_note"] = block["tpot_unavailable_reason"]
+    elif not block["tpot_available"] and block["latency_ms"] is not None:
         block["latency_note"] = "TPOT n/a (tokens arrive in one piece): latency = median TTFT, which covers the whole decode"
     return block
 

@@ -5,10 +5,11 @@ fails before it gets a plain HTTP error), then a first chunk with `role: assista
 content, one chunk per token event, the text, a chunk with `finish_reason`, the usage-only chunk
 (`choices: []`, with `stream_options.include_usage`) and `data: [DONE]`.
 
-The candidate contract reports *that* tokens exist (`on_token`), not their text, and the text
-comes back once, in `Generation.text`. So each token after the first is sent as its own chunk
-with empty content at the moment it is generated (chunk arrival times are the token times), and
-the whole text follows in one content chunk when generation ends.
+Each token event is sent as its own chunk at the moment it is generated (chunk arrival times are
+the token times), with the tokens' text as delta content when the candidate gives it
+(`on_token(count, text)`, harness/streaming.py; the transformers families do), else empty. When
+generation ends, whatever of `Generation.text` was not streamed yet (all of it for a candidate that
+reports only counts) follows in one content chunk, so the deltas always join to the answer.
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ async def _complete(job: Job, event, reply: _Reply, metrics: ServeMetrics) -> Re
 
 async def _stream(job: Job, event, reply: _Reply, metrics: ServeMetrics):
     role_sent = done = False
+    streamed = ""  # the text sent so far
     try:
         while True:
             if isinstance(event, Failed):  # after the first token: the status is already 200
@@ -218,14 +220,20 @@ async def _stream(job: Job, event, reply: _Reply, metrics: ServeMetrics):
                 yield DONE
                 return
             if not role_sent or isinstance(event, Tokens):
-                yield reply.chunk({"role": "assistant", "content": ""} if not role_sent else {"content": ""})
+                text = event.text if isinstance(event, Tokens) else ""
+                streamed += text
+                yield reply.chunk({"role": "assistant", "content": text} if not role_sent else {"content": text})
                 role_sent = True
             if isinstance(event, Finished):
                 done = True
                 metrics.completed(event.timing, event.queue_s, reply.prompt_tokens)
-                if event.generation.text:
-                    yield reply.chunk({"content": event.generation.text})
-                yield reply.chunk({}, reply.finish_reason(event), lalm_bench=reply.server_block(event))
+                answer, block = event.generation.text, reply.server_block(event)
+                if answer.startswith(streamed):
+                    if answer[len(streamed):]:
+                        yield reply.chunk({"content": answer[len(streamed):]})
+                else:  # cannot be taken back; the non-streamed answer and this flag tell
+                    block["streamed_text_differs"] = True
+                yield reply.chunk({}, reply.finish_reason(event), lalm_bench=block)
                 if reply.chat.include_usage:
                     yield reply.usage_chunk(event)
                 yield DONE

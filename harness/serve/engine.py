@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.candidate import Candidate
 from harness.measure.timing import RequestTiming, TokenTimer
+from harness.streaming import text_callback
 from harness.types import Generation, Request
 
 
@@ -49,6 +50,7 @@ class ModelLoadError(Exception):
 class Tokens:
     count: int
     elapsed_s: float  # since the waveform was handed to the candidate
+    text: str = ""  # their text, when the candidate gives it (harness/streaming.py)
 
 
 @dataclass
@@ -96,7 +98,7 @@ def model_main(conn, spec: dict[str, Any], device: str, stop_job) -> None:
     """The model process: builds and loads the candidate, then runs the requests it is sent.
 
     Messages to the server: ("loaded", device, seconds) or ("load_failed", type, message) once,
-    then per request ("tokens", id, count, elapsed_s)..., then ("finished", id, generation, timing)
+    then per request ("tokens", id, count, elapsed_s, text)..., then ("finished", id, generation, timing)
     or ("failed", id, type, message). `stop_job` holds the id of a request whose client left."""
     import signal
 
@@ -144,11 +146,12 @@ def _receive(conn):
 def _generate(conn, candidate: Candidate, request: Request, job_id: int, sync, stop_job) -> None:
     timer = TokenTimer(sync=sync)
 
-    def on_token(count: int = 1) -> None:
+    @text_callback  # the tokens' text goes out as delta content as it comes
+    def on_token(count: int = 1, text: str | None = None) -> None:
         if stop_job.value == job_id:
             raise ClientGone("the client disconnected")
         timer.on_token(count)
-        conn.send(("tokens", job_id, count, timer.last_time - timer.start_time))
+        conn.send(("tokens", job_id, count, timer.last_time - timer.start_time, text or ""))
 
     try:
         timer.start()
@@ -251,7 +254,7 @@ class ModelWorker:
             while True:
                 message = self._conn.recv()
                 if message[0] == "tokens":
-                    job.push(Tokens(message[2], message[3]))
+                    job.push(Tokens(message[2], message[3], message[4]))
                 elif message[0] == "finished":
                     job.push(Finished(message[2], message[3], queue_s))
                     return

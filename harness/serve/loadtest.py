@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.data.audio import load_audio
 from harness.data.errors import AudioError
-from harness.measure.timing import TokenTimer
+from harness.measure.timing import TokenTimer, buffered_reason
 from harness.registry import build, resolve
 from harness.run import environment, store
 from harness.serve.client import distinct_copy
@@ -163,7 +163,7 @@ def _request(clip: Clip, seed: tuple[int, ...]) -> Request:
 
 def _warm_up(candidate, clips: list[Clip], n: int, salt: int) -> None:
     for i in range(n):
-        candidate.generate(_request(clips[i % len(clips)], (salt, 0, i)), lambda count=1: None)
+        candidate.generate(_request(clips[i % len(clips)], (salt, 0, i)), lambda count=1, text=None: None)
 
 
 def run_level(candidate, clips: list[Clip], concurrency: int, n_requests: int, duration_s: float | None,
@@ -211,10 +211,12 @@ def _one(candidate, request: Request, timer: TokenTimer) -> dict[str, Any]:
     except Exception as err:  # one failed request is counted, the test goes on
         entry.update(error=f"{type(err).__name__}: {err}", e2e_ms=(time.perf_counter() - started) * 1000.0)
         return entry
+    buffered = bool(generation.info.get("stream_buffered"))  # then the chunk gaps are not the model's TPOT
     entry.update(
         n_tokens=timing.n_tokens,
         ttft_ms=None if timing.ttft_s is None else timing.ttft_s * 1000.0,
-        tpot_ms=None if timing.tpot_s is None else timing.tpot_s * 1000.0,
+        tpot_ms=None if timing.tpot_s is None or buffered else timing.tpot_s * 1000.0,
+        stream_buffered=buffered,
         e2e_ms=timing.e2e_s * 1000.0,
         itl_chunk_ms=generation.info.get("itl_chunk_ms", []),
         prompt_tokens=generation.info.get("prompt_tokens"),
@@ -233,6 +235,10 @@ def percentiles(values: list[float | None]) -> dict[str, float | int | None]:
 def summarize_level(done: list[dict[str, Any]], concurrency: int, planned: int, wall_s: float) -> dict[str, Any]:
     ok = [d for d in done if d["error"] is None]
     tokens = sum(d["n_tokens"] or 0 for d in ok)
+    buffered = sum(1 for d in ok if d.get("stream_buffered"))
+    # As in `bench.py run` (harness/score/scoring.py): some answers buffered -> the level's TPOT is unavailable.
+    unavailable = {"stream_buffered": {"requests": buffered, "of": len(ok)},
+                   "tpot_unavailable_reason": buffered_reason(buffered, len(ok))} if buffered else {}
     return {
         "concurrency": concurrency,
         "requests_planned": planned,
@@ -246,7 +252,8 @@ def summarize_level(done: list[dict[str, Any]], concurrency: int, planned: int, 
         "output_tokens_per_s": tokens / wall_s if wall_s > 0 else None,
         "output_tokens": tokens,
         "ttft_ms": percentiles([d["ttft_ms"] for d in ok]),
-        "tpot_ms": percentiles([d["tpot_ms"] for d in ok]),
+        "tpot_ms": percentiles([] if buffered else [d["tpot_ms"] for d in ok]),
+        **unavailable,
         "itl_chunk_ms": percentiles([gap for d in ok for gap in d["itl_chunk_ms"]]),
         "e2e_ms": percentiles([d["e2e_ms"] for d in ok]),
     }

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data import DATA_FORMATS
 from harness.options import OptionsError, parse_options, unknown_keys_message
 from harness.registry import RegistryError, build, resolve
 from harness.run.run_options import PATH_FIELDS, PROTOCOLS, RunOptions, option_problems
@@ -29,7 +30,6 @@ from harness.spec import CandidateSpec, read_toml
 SWEEP_KEYS = ("name", "candidates", "recipes", "recipe_mode", "variants", "datasets", "protocols", "threads", "options")
 VARIANT_KEYS = ("base", "recipes", "mode")
 DATASET_KEYS = ("path", "format", "audio_dir", "audio_root")
-DATA_FORMATS = ("json", "librispeech", "clotho", "audiocaps", "hf")
 RECIPE_MODES = ("append", "replace")
 # RunOptions fields a sweep sets per cell (the matrix axes) or itself; every other field is a
 # run option the `[options]` table may set for all cells.
@@ -196,8 +196,8 @@ def _list(doc: dict, key: str, default: list, problems: list[str]) -> list:
 
 
 def _resolve_candidate(name: str, base_dir: Path) -> CandidateSpec:
-    if name.endswith(".toml") and not Path(name).is_absolute():
-        name = str(base_dir / name)  # candidate files are relative to the sweep file
+    if name.endswith((".toml", ".yaml", ".yml")) and not Path(name).is_absolute():
+        name = str(base_dir / name)  # candidate files (and SALMONN eval YAMLs) are relative to the sweep file
     return resolve(name)
 
 
@@ -347,8 +347,6 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
     for name in parsed.suites or []:
         if name not in SUITES:
             problems.append(f"[options]: unknown suite {name!r}; known: {', '.join(SUITES)}")
-    # The run's own checks (RunOptions), on what the file sets; protocol and threads are axes, checked above.
-    problems += [f"[options]: {problem}" for problem in option_problems({key: getattr(parsed, key) for key in raw})]
     path_fields = PATH_FIELDS
     options = {}
     for key in raw:  # only what the file sets: a default is not part of the cell key
@@ -356,4 +354,7 @@ def _run_options(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, Any
         if key in path_fields and value is not None:
             value = str((base_dir / value).resolve())
         options[key] = value
+    # The run's own checks (RunOptions), on what the file sets (paths resolved against the sweep
+    # file's folder); protocol and threads are axes, checked above.
+    problems += [f"[options]: {problem}" for problem in option_problems(options)]
     return options

@@ -12,6 +12,8 @@ used at all raises `harness.data.DataError`.
 | `clotho`      | a Clotho v2 captions CSV (`file_name, caption_1..caption_5`)                 |
 | `audiocaps`   | an AudioCaps CSV (`audiocap_id, youtube_id, start_time, caption`)            |
 | `hf`          | a Hugging Face dataset folder (`save_to_disk`), or parquet file(s)/folder    |
+| `mmau`        | an MMAU JSON list (`id, audio_id, question, choices, answer, task`): mcq     |
+| `airbench`    | AIR-Bench `Foundation_meta.json` (mcq) or `Chat_meta.json` (qa)              |
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def detect_format(path: Path) -> str:
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".json":
-            return "json"
+            from harness.data.loaders.questions import detect
+
+            return detect(path) or "json"
         if suffix == ".parquet":
             return "hf"
         if suffix == ".csv":
@@ -73,12 +77,16 @@ def load_data(
         raise ValueError(f"unknown data format {fmt!r}; known: {', '.join(FORMATS)}")
     if not path.exists():
         raise DataError(path, ["file not found"])
-    if fmt in ("json", "clotho", "audiocaps") and not path.is_file():
+    if fmt in ("json", "clotho", "audiocaps", "mmau", "airbench") and not path.is_file():
         raise DataError(path, [f"--format {fmt} needs a file, not a folder"])
     if fmt == "librispeech" and not path.is_dir():
         raise DataError(path, ["--format librispeech needs the corpus folder, not a file"])
     if fmt == "json":
         return load_annotation_json(path, audio_root or audio_dir)
+    if fmt in ("mmau", "airbench"):
+        from harness.data.loaders.questions import load_airbench, load_mmau
+
+        return (load_mmau if fmt == "mmau" else load_airbench)(path, audio_root or audio_dir)
     if fmt == "librispeech":
         from harness.data.loaders.librispeech import load_librispeech
 
