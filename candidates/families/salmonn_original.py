@@ -532,9 +532,12 @@ class SalmonnOriginalCandidate(TransformersCandidate):
     def _generate_together(self, requests: list[Request]) -> list[Generation]:
         return [self.generate(r, lambda count=1: None) for r in requests]
 
+    def random_weights(self) -> bool:
+        return self.uses_tiny()
+
     def run_info(self) -> dict[str, Any]:
         g = self.generate_config()
-        return {"decoding": self.decoding(), "generate": g, "end_sym": self.end_sym(),
+        return {**({"weights": "random"} if self.uses_tiny() else {}), "decoding": self.decoding(), "generate": g, "end_sym": self.end_sym(),
                 "timing": "one token callback per decoding step (a logits processor), so TTFT/TPOT are per step "
                           "in every decoding mode; n_tokens counts steps",
                 "prompt_template": self.options.prompt_template, "load": self.load_report,

@@ -294,7 +294,7 @@ class TransformersCandidate(recipes.RecipeHooks, Candidate):
     def needs_calibration(self) -> bool:
         """Only when the steps run here: a `pre_quantize` candidate loads its export, calibrated
         once when `prepare()` made it."""
-        return not self.options.pre_quantize and super().needs_calibration()
+        return not getattr(self.options, "pre_quantize", False) and super().needs_calibration()
 
     def export(self, out_dir: Path, provenance: dict[str, Any]) -> dict[str, Any]:
         """Writes the loaded model, its recipe applied, so that it loads pre-quantized (candidates/recipes/export.py)."""
