@@ -68,7 +68,7 @@ def test_nota2025_protocol_times_prefill_and_one_decode_step(tmp_path, tiny):
     assert efficiency["ttft_ms"]["p50"] > 0 and efficiency["tpot_ms"]["p50"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # ~60 s: an export round trip, like the other export CLI checks in the heavy tier (CI runs it)
 def test_nf4_llm_then_export_and_the_export_runs(tmp_path, tiny):
     pytest.importorskip("bitsandbytes")
     config = _moved_yaml(tmp_path, tiny, ["nf4:llm"])
