@@ -16,14 +16,10 @@ GET /debug/requests returns every request's model and user message, in arrival o
 
 from __future__ import annotations
 
-import contextlib
 import json
-import select
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_SCRIPT = {"model": "scripted-judge", "replies": [], "default": "No score given.", "failures": {},
@@ -94,28 +90,17 @@ def main() -> None:
     server.serve_forever()
 
 
-@contextlib.contextmanager
-def running(script: dict, start_timeout_s: float = 30.0) -> Iterator[tuple[str, int]]:
+def running(script: dict, start_timeout_s: float = 30.0):
     """Starts the judge in a child process; yields (base_url, pid); always stops it (by pid)."""
-    proc = subprocess.Popen([sys.executable, __file__, json.dumps(script)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], start_timeout_s)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"scripted judge did not start within {start_timeout_s} s (said {line!r})")
-        yield f"http://127.0.0.1:{int(line.split()[1])}/v1", proc.pid
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+    from tests.scripted_openai_server import serve_script  # here: the child runs this file as a script
+
+    return serve_script(__file__, script, "scripted judge", start_timeout_s)
 
 
 def recorded_requests(base_url: str) -> list[dict]:
-    import urllib.request
+    from tests.scripted_openai_server import recorded_requests as asked
 
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/debug/requests", timeout=10) as answer:
-        return json.loads(answer.read())
+    return asked(base_url)
 
 
 if __name__ == "__main__":

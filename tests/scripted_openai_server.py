@@ -199,16 +199,22 @@ def main() -> None:
 
 
 
-@contextlib.contextmanager
-def running(script: dict, start_timeout_s: float = 30.0) -> Iterator[tuple[str, int]]:
+def running(script: dict, start_timeout_s: float = 30.0) -> contextlib.AbstractContextManager[tuple[str, int]]:
     """Starts this server in a child process; yields (base_url, pid); always stops it (by pid)."""
-    proc = subprocess.Popen([sys.executable, __file__, json.dumps(script)], stdout=subprocess.PIPE, text=True,
+    return serve_script(__file__, script, "scripted server", start_timeout_s)
+
+
+@contextlib.contextmanager
+def serve_script(path: str, script: dict, label: str, start_timeout_s: float) -> Iterator[tuple[str, int]]:
+    """Runs the server script at `path` (it prints "PORT n" once listening on 127.0.0.1); yields
+    (base_url, pid); always stops it by pid."""
+    proc = subprocess.Popen([sys.executable, path, json.dumps(script)], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], start_timeout_s)
         line = proc.stdout.readline() if ready else ""
         if not line.startswith("PORT "):
-            raise RuntimeError(f"scripted server did not start within {start_timeout_s} s (said {line!r})")
+            raise RuntimeError(f"{label} did not start within {start_timeout_s} s (said {line!r})")
         yield f"http://127.0.0.1:{int(line.split()[1])}/v1", proc.pid
     finally:
         proc.kill()
