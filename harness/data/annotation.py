@@ -13,17 +13,52 @@ from harness.suites import suite_for_task
 from harness.types import Sample
 
 
-def _entry_lines(text: str) -> list[int] | None:
-    """Line number of each element of the top-level "annotation" array, or None if not found.
+def read_json_file(path: Path) -> tuple[object, str]:
+    """The parsed document and its text; DataError names the file when it is missing, not UTF-8
+    or not JSON (with the line and column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, ["file not found"])
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text), text
+    except UnicodeDecodeError as err:
+        raise DataError(path, [f"not UTF-8 text: {err}"]) from None
+    except json.JSONDecodeError as err:
+        raise DataError(path, [f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"]) from None
+
+
+_WS = re.compile(r"\s*")
+
+
+def array_lines(text: str, pos: int) -> list[int] | None:
+    """Line number of each element of the JSON array that starts at `pos` (its "["), or None.
 
     The json module keeps no positions, so the array is walked with `raw_decode`, which gives
     the offset where each element starts.
     """
     decoder = json.JSONDecoder()
-    ws = re.compile(r"\s*")
+    try:
+        if text[pos] != "[":
+            return None
+        lines, pos = [], _WS.match(text, pos + 1).end()
+        while text[pos] != "]":
+            lines.append(text.count("\n", 0, pos) + 1)
+            _, pos = decoder.raw_decode(text, pos)
+            pos = _WS.match(text, pos).end()
+            if text[pos] == ",":
+                pos = _WS.match(text, pos + 1).end()
+        return lines
+    except (IndexError, ValueError):
+        return None
+
+
+def _entry_lines(text: str) -> list[int] | None:
+    """Line number of each element of the top-level "annotation" array, or None if not found."""
+    decoder = json.JSONDecoder()
 
     def skip(pos: int) -> int:
-        return ws.match(text, pos).end()
+        return _WS.match(text, pos).end()
 
     try:
         pos = skip(0)
@@ -36,15 +71,8 @@ def _entry_lines(text: str) -> list[int] | None:
             if text[pos] != ":":
                 return None
             pos = skip(pos + 1)
-            if key == "annotation" and text[pos] == "[":
-                lines, pos = [], skip(pos + 1)
-                while text[pos] != "]":
-                    lines.append(text.count("\n", 0, pos) + 1)
-                    _, pos = decoder.raw_decode(text, pos)
-                    pos = skip(pos)
-                    if text[pos] == ",":
-                        pos = skip(pos + 1)
-                return lines
+            if key == "annotation":
+                return array_lines(text, pos)
             _, pos = decoder.raw_decode(text, pos)
             pos = skip(pos)
             if text[pos] == ",":
@@ -62,15 +90,7 @@ def load_annotation_json(path: Path, audio_root: Path | None = None) -> tuple[li
     (missing, not JSON, wrong shape).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, ["file not found"])
-    try:
-        text = path.read_text(encoding="utf-8")
-        doc = json.loads(text)
-    except UnicodeDecodeError as err:
-        raise DataError(path, [f"not UTF-8 text: {err}"]) from None
-    except json.JSONDecodeError as err:
-        raise DataError(path, [f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"]) from None
+    doc, text = read_json_file(path)
     entries = doc.get("annotation") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise DataError(path, ['top level must be an object {"annotation": [ ... ]}'])

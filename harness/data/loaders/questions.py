@@ -16,10 +16,10 @@ Every entry is checked before any model loads; each problem names its index, JSO
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
+from harness.data.annotation import array_lines, read_json_file
 from harness.data.errors import DataError, Problem
 from harness.data.questions import check_question
 from harness.types import Sample
@@ -29,33 +29,11 @@ CHOICE_KEYS = ("choice_a", "choice_b", "choice_c", "choice_d")
 
 def _read_list(path: Path) -> tuple[list, list[int | None]]:
     """The top-level JSON list and the line each element starts on."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, ["file not found"])
-    try:
-        text = path.read_text(encoding="utf-8")
-        entries = json.loads(text)
-    except UnicodeDecodeError as err:
-        raise DataError(path, [f"not UTF-8 text: {err}"]) from None
-    except json.JSONDecodeError as err:
-        raise DataError(path, [f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"]) from None
+    entries, text = read_json_file(path)
     if not isinstance(entries, list):
-        raise DataError(path, ["top level must be a JSON list of entries"])
-    return entries, _lines(text, len(entries))
-
-
-def _lines(text: str, n: int) -> list[int | None]:
-    decoder, ws = json.JSONDecoder(), re.compile(r"[\s,]*")
-    lines: list[int | None] = []
-    try:
-        pos = ws.match(text, text.index("[") + 1).end()
-        while len(lines) < n:
-            lines.append(text.count("\n", 0, pos) + 1)
-            _, pos = decoder.raw_decode(text, pos)
-            pos = ws.match(text, pos).end()
-    except ValueError:
-        return [None] * n
-    return lines
+        raise DataError(Path(path), ["top level must be a JSON list of entries"])
+    lines = array_lines(text, len(text) - len(text.lstrip()))
+    return entries, lines if lines is not None and len(lines) == len(entries) else [None] * len(entries)
 
 
 def _where(index: int, line: int | None, sample_id) -> str:
