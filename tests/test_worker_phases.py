@@ -3,6 +3,9 @@ order fails loudly instead of measuring the wrong window. Real code on the null 
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,7 @@ def test_the_phases_run_in_order_and_write_typed_records(tmp_path, torch_threads
     run = ChildRun(files.read_job(Path(job.run_dir) / files.JOB_FILE))  # as the child reads it
     assert run.run() == 0
     assert run.done == list(PHASES)
+    assert gc.get_freeze_count() == 0  # what `load` froze is handed back when the run ends
     summary = files.read_worker_summary(run.run_dir)
     assert summary.ok and summary.memory["rss_peak_method"]
     lines = files.read_predictions(run.run_dir / files.PREDICTIONS_FILE)
@@ -66,8 +70,6 @@ def test_a_candidate_without_torch_gets_a_light_child(tmp_path):
     """The null candidate imports no framework: its child skips torch and transformers (seconds
     per run) and runs on the CPU under --device auto. A real child process, on real clips."""
     import json
-    import subprocess
-    import sys
 
     job = _job(tmp_path)
     code = ("import sys, json\nfrom harness.measure import worker\nfrom records import files\n"
@@ -81,3 +83,24 @@ def test_a_candidate_without_torch_gets_a_light_child(tmp_path):
     summary = files.read_worker_summary(Path(job.run_dir))
     assert summary.status == "ok" and summary.device == "cpu"
     assert len(files.read_predictions(Path(job.run_dir) / files.PREDICTIONS_FILE)) == 2
+
+
+def test_what_is_alive_after_load_is_frozen_and_each_request_s_cycles_are_still_freed():
+    """`freeze_survivors` (after load) keeps the collection after each request to what requests
+    made; it must still free their reference cycles, or they would count in the next peak."""
+    code = (
+        "import gc, weakref\n"
+        "from harness.measure.memory import freeze_survivors, release_free_heap\n"
+        "class Node: pass\n"
+        "loaded = Node(); loaded.me = loaded\n"  # alive at load: frozen
+        "freeze_survivors()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "request = Node(); request.me = request; ref = weakref.ref(request); del request\n"
+        "release_free_heap()\n"
+        "print(frozen > 0, ref() is None, any(o is loaded for o in gc.get_objects()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # frozen, the request's cycle freed, and the frozen object out of the collector's lists
+    assert out.stdout.split() == ["True", "True", "False"]

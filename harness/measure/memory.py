@@ -121,6 +121,20 @@ def release_free_heap() -> bool:
     return True
 
 
+def freeze_survivors() -> None:
+    """Puts every object alive now out of the cyclic collector's reach (`gc.freeze`).
+
+    Called once, right after loading and its `release_free_heap`: what is alive then (the
+    frameworks, the model, the tokenizer) stays alive until the child exits. The collection after
+    each request then walks only what requests made, which is where their reference cycles are.
+    Before, it walked every object of torch and transformers each time: 220 ms per request on
+    Whisper tiny (435,000 objects), longer than the request itself on short clips, and a third
+    of a 30-clip run."""
+    import gc
+
+    gc.freeze()
+
+
 def peak_phase(load_peak_mb: float, inference_peak_mb: float) -> str:
     """Which phase set the run's peak: "load" or "inference" (a tie counts as inference)."""
     return "load" if load_peak_mb > inference_peak_mb else "inference"

@@ -21,7 +21,7 @@ from harness.data import long_audio, prompts, questions
 from harness.data.audio import audio_loader
 from harness.data.errors import AudioError
 from harness.measure import quality_pass
-from harness.measure.memory import RssTracker, release_free_heap
+from harness.measure.memory import RssTracker, freeze_survivors, release_free_heap
 from harness.measure.timing import TokenTimer
 from harness.registry import build
 from harness.spec import CandidateSpec
@@ -157,9 +157,14 @@ class ChildRun:
         self.window = contextlib.ExitStack()  # the measured window: the NVML poller runs inside it
 
     def run(self) -> int:
-        with self.window:
-            for name in PHASES:
-                getattr(self, name)()
+        import gc
+
+        try:
+            with self.window:
+                for name in PHASES:
+                    getattr(self, name)()
+        finally:
+            gc.unfreeze()  # `load` froze what was alive then; a caller in the same process (tests) gets it back
         return 0
 
     def _fail(self, what: str, err: Exception) -> None:
@@ -228,6 +233,7 @@ class ChildRun:
         # Split the CPU peak into load and inference: quantize-on-load recipes peak while loading.
         self.load_peak = self.rss.report()
         self.heap_released = release_free_heap()  # what loading freed is not the model's memory
+        freeze_survivors()  # the collection after each request walks only what requests made
         self.rss.restart_peak()
 
     @phase
