@@ -11,12 +11,24 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Under pytest-xdist (`-n 2`, the README's test command) each worker is a process of its own
+# beside the others on the same cores: torch's and OpenMP's default of one thread per core would
+# oversubscribe them. One thread each; the measured children pin their own count (`--threads`).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory):
-    """Tests build the tiny checkpoint into their own cache unless one is given (CI reuses it)."""
+    """Tests build the tiny checkpoint into their own cache unless one is given (CI reuses it).
+    xdist's workers share one (builds are atomic: harness.paths.build_once), so the checkpoints
+    and the Whisper conversion are made once, not once per worker."""
     if "LALM_BENCH_CACHE" not in os.environ:
-        os.environ["LALM_BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+        root = tmp_path_factory.getbasetemp()
+        cache = root.parent / "cache" if XDIST_WORKER else root / "cache"
+        cache.mkdir(exist_ok=True)
+        os.environ["LALM_BENCH_CACHE"] = str(cache)
     return Path(os.environ["LALM_BENCH_CACHE"])
 
 
