@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Under pytest-xdist (`-n 2`, the README's test command) each worker is a process of its own
+# Under pytest-xdist (`-n 3`, the README's test command) each worker is a process of its own
 # beside the others on the same cores: torch's and OpenMP's default of one thread per core would
 # oversubscribe them. One thread each; the measured children pin their own count (`--threads`).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
