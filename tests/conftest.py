@@ -93,6 +93,9 @@ class EchoCandidate(Candidate):
 
     tasks = frozenset({"asr"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         self.device = device
 

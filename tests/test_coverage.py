@@ -31,6 +31,9 @@ class Steady(Candidate):
     name = "steady"
     tasks = frozenset({"asr"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         pass
 

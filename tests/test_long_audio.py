@@ -143,6 +143,9 @@ def test_join_and_window_records():
 class _Prompted(Candidate):
     tasks = frozenset({"asr", "aac"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         pass
 
@@ -193,6 +196,9 @@ VOCAB = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lim
 
 class Words(Candidate):
     tasks = frozenset({"asr"})
+
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
 
     def load(self, device):
         pass

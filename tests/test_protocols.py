@@ -19,6 +19,9 @@ class ScriptedDecoder(Candidate):
 
     tasks = frozenset({"asr"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def __init__(self, clock):
         super().__init__()
         self.clock = clock

@@ -50,6 +50,9 @@ class Batcher(Candidate):
 
     tasks = frozenset({"asr"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         pass
 

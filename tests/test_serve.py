@@ -46,6 +46,9 @@ class ScriptedCandidate(Candidate):
 
     tasks = frozenset({"asr", "aac"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         if os.environ.get("LB_SCRIPTED_LOAD_FAIL"):
             raise RuntimeError("scripted load failure")

@@ -47,6 +47,9 @@ class Parrot(Candidate):
 
     tasks = frozenset({"asr", "aac", "beeps"})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         pass
 

@@ -55,6 +55,9 @@ REPLIES = {replies!r}
 class Fixed(Candidate):
     tasks = frozenset({{"mcq", "qa"}})
 
+    def imports_torch(self):
+        return False  # no framework: its measured child skips importing torch and transformers
+
     def load(self, device):
         pass
 

@@ -55,6 +55,12 @@ class ScriptedReply(Candidate):
     def weight_bytes(self) -> int:
         return 0  # a real family counts its tensors: harness.measure.memory.tensor_bytes(model)
 
+    def imports_torch(self) -> bool:
+        # No framework here, so the measured child need not import torch and transformers before
+        # its memory baseline (seconds per run). A family that computes with torch leaves the
+        # default (True).
+        return False
+
 
 # A candidate entry point may name a CandidateSpec: a family plus options, like a TOML file.
 HELLO = CandidateSpec(
