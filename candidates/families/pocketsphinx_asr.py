@@ -56,6 +56,9 @@ class PocketSphinxCandidate(Candidate):
         files = {key: getattr(self.options, key) for key in MODEL_FILES if getattr(self.options, key)}
         self.decoder = Decoder(samprate=SAMPLE_RATE, **files, **self.options.config)
 
+    def imports_torch(self) -> bool:
+        return False  # CPU-only C decoder: its measured child skips importing torch and transformers
+
     def model_files(self) -> list[Path]:
         """The files the decoder was configured with (an acoustic model is a folder of files)."""
         files = []
