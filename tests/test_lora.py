@@ -6,6 +6,7 @@ pick up the adapter their checkpoints ship, and a bad adapter is refused with it
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from dataclasses import replace
@@ -18,8 +19,11 @@ from harness.registry import build, resolve
 from harness.types import SAMPLE_RATE, Request
 from tests.conftest import REPO, bench
 
-peft = pytest.importorskip("peft", reason="LoRA adapters need peft (pip install -e '.[lora]')")
-torch = pytest.importorskip("torch")
+# Skipped without peft, and imported only where used: each pytest-xdist worker collects every
+# module, and importing peft (with transformers and bitsandbytes) here cost the two workers that
+# never run these tests about 3 s each.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None,
+                                reason="LoRA adapters need peft (pip install -e '.[lora]')")
 
 SPEECH = sorted((REPO / "harness" / "data" / "demo_data" / "speech").glob("*.flac"))[0]
 
@@ -40,6 +44,8 @@ def _candidate(name: str, recipe: list[str] | None = None, **options):
 
 
 def _greedy_ids(candidate, request: Request) -> list[int]:
+    import torch
+
     with torch.inference_mode():
         inputs = candidate.inputs([request])
         out = candidate.generator().generate(**inputs, max_new_tokens=request.max_new_tokens, do_sample=False,
@@ -49,6 +55,9 @@ def _greedy_ids(candidate, request: Request) -> list[int]:
 
 def _make_adapter(model, targets: list[str], out: Path, seed: int = 0) -> Path:
     """A rank-4 LoRA on `targets` with random, non-zero A and B, saved by peft."""
+    import peft
+    import torch
+
     config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets)
     wrapped = peft.get_peft_model(model, config)
     generator = torch.Generator().manual_seed(seed)
