@@ -54,7 +54,7 @@ class Suite:
     # Shorter clips fail with their length instead of being answered (a 3 ms "utterance" is a
     # broken file, not a test item); a suite of very short sounds sets this to 0.
     min_audio_s: float = 0.1
-    long_audio: str = "truncate"  # audio longer than the model's window: chunk | truncate | fail
+    long_audio: str = "truncate"  # audio longer than the model's window: one of LONG_AUDIO_MODES
     # The primary metric's [worst, best] bounds; the leaderboard needs them to combine several
     # extra suites into its one `extra` criterion (docs/guides/tasks.md). None: unbounded.
     primary_range: tuple[float, float] | None = None
@@ -79,7 +79,7 @@ BUILTIN_SUITES: tuple[Suite, ...] = (
         annotation_tasks=("asr",),
         demo_file=DEMO_DATA / "asr.json",
         extra=False,
-        long_audio="chunk",  # a transcript of every window, merged: nothing is lost
+        long_audio="chunk",  # every window transcribed, cut in pauses, joined: nothing is lost (native where the model has it)
     ),
     Suite(
         name="aac",
